@@ -1,0 +1,96 @@
+# vhdkit - non-recursive GNU make.  `make`, `make check`, `make demo`,
+# `make SANITIZE=1 check`, `make fuzz`, `make crash-test`, `make bench`,
+# `make install PREFIX=/usr/local DESTDIR=`.
+VERSION  := 0.1.0
+PREFIX   ?= /usr/local
+CC       ?= cc
+B        := build
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
+            -fvisibility=hidden -Iinclude -Ilib -MMD -MP
+LDLIBS   := -luuid
+CLI_LIBS := $(LDLIBS) $(shell pkg-config --libs json-c 2>/dev/null || echo -ljson-c)
+CFLAGS   += $(shell pkg-config --cflags json-c 2>/dev/null)
+
+ifeq ($(SANITIZE),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+LIB_SRC  := $(wildcard lib/*.c)
+CLI_SRC  := $(wildcard cli/*.c)
+LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
+PIC_OBJ  := $(LIB_SRC:%.c=$(B)/pic/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(B)/%.o)
+UNIT_SRC := $(wildcard tests/unit/*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+TOOL_SRC := $(wildcard tests/tools/*.c)
+TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(B)/tests/%)
+
+all: $(B)/vhd $(B)/libvhdkit.so $(B)/libvhdkit.a $(B)/vhdkit.pc
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(B)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -c $< -o $@
+
+$(B)/libvhdkit.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(B)/libvhdkit.so: $(PIC_OBJ) lib/vhdkit.map
+	$(CC) -shared -Wl,-soname,libvhdkit.so.0 -Wl,--version-script=lib/vhdkit.map \
+	    $(LDFLAGS) -o $@ $(PIC_OBJ) $(LDLIBS)
+
+$(B)/vhd: $(CLI_OBJ) $(B)/libvhdkit.a
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(B)/libvhdkit.a $(CLI_LIBS) -lm
+
+$(B)/tests/%: tests/unit/%.c $(B)/libvhdkit.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libvhdkit.a $(LDLIBS)
+
+$(B)/tests/%: tests/tools/%.c $(B)/libvhdkit.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libvhdkit.a $(LDLIBS)
+
+$(B)/vhdkit.pc: lib/vhdkit.pc.in
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+tests-bin: all $(UNIT_BIN) $(TOOL_BIN)
+
+deps:
+	@sh tests/install-deps.sh
+
+check: deps tests-bin
+	@B=$(B) sh tests/run.sh
+
+demo: all
+	@sh contrib/demo.sh
+
+fuzz:
+	@sh fuzz/run.sh
+
+crash-test: deps tests-bin
+	@B=$(B) CRASH_ROUNDS=$${CRASH_ROUNDS:-60} sh tests/crash-loop.sh
+
+bench: deps tests-bin
+	@B=$(B) sh bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
+	    $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(B)/vhd $(DESTDIR)$(PREFIX)/bin/vhd
+	install -m 644 $(B)/libvhdkit.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(B)/libvhdkit.so $(DESTDIR)$(PREFIX)/lib/libvhdkit.so.0
+	ln -sf libvhdkit.so.0 $(DESTDIR)$(PREFIX)/lib/libvhdkit.so
+	install -m 644 include/vhdkit.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(B)/vhdkit.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	for m in man/*.1; do [ -f "$$m" ] && install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man1/; done; true
+
+clean:
+	rm -rf $(B)
+
+.PHONY: all tests-bin deps check demo fuzz crash-test bench install clean
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,48 @@
+/* snapshot.c - `vhd snapshot PARENT CHILD`. */
+#include <getopt.h>
+#include <stdlib.h>
+
+#include "vhd.h"
+
+static const char help[] =
+	"usage: vhd snapshot [--max-depth N] PARENT CHILD\n"
+	"\n"
+	"Create CHILD, a new differencing VHD whose parent is PARENT.  CHILD's\n"
+	"parent locators (MacX, W2ku, W2ru) hold PARENT's path relative to\n"
+	"CHILD's directory, as blktap writes them.  Refuses when the chain would\n"
+	"be deeper than N (default 30, XenServer's limit) or CHILD exists.\n"
+	"\n"
+	"Options:\n"
+	"  -d, --max-depth N   deepest chain allowed, counting CHILD (0: no limit)\n"
+	"  -h, --help          this text\n"
+	"\n"
+	"Example:\n"
+	"  vhd snapshot base.vhd snap1.vhd\n";
+
+int cmd_snapshot(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "max-depth", required_argument, 0, 'd' },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	unsigned max_depth = VHD_XEN_MAX_DEPTH;
+	int c;
+	char *end;
+	while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			max_depth = (unsigned)strtoul(optarg, &end, 10);
+			if (*end || !*optarg)
+				return usage(help, true);
+			break;
+		case 'h': return usage(help, false);
+		default: return usage(help, true);
+		}
+	}
+	if (argc - optind != 2)
+		return usage(help, true);
+	if (vhd_snapshot(argv[optind], argv[optind + 1], max_depth))
+		return fail_lib();
+	return EXIT_OK;
+}

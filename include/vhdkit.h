@@ -1,0 +1,238 @@
+/* vhdkit.h - the public interface of libvhdkit.
+ *
+ * libvhdkit reads and writes VHD images (fixed, dynamic, differencing, with
+ * blktap's batmap and hidden flag) and whole chains of them.
+ *
+ * Conventions, for every function below:
+ *  - Errors: functions returning int return -1 on error, functions returning
+ *    a pointer return NULL.  The reason is kept per thread: vhd_get_error()
+ *    gives a message with context ("child.vhd: block 17: ..."), and
+ *    vhd_get_errno() the errno value.  The library never exits or aborts.
+ *  - Memory: a returned pointer is owned by the handle it came from and valid
+ *    until vhd_close(), unless the function says "caller frees" (use free()).
+ *  - Threads: a handle must be used by one thread at a time; separate handles
+ *    may be used from separate threads concurrently.
+ *  - Units: offsets and sizes are in bytes; I/O must be 512-byte aligned.
+ */
+#ifndef VHDKIT_H
+#define VHDKIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VHD_SECTOR_SIZE 512u
+#define VHD_DEFAULT_BLOCK_SIZE (2u * 1024 * 1024)
+#define VHD_MAX_CHAIN_DEPTH 256   /* hard limit when following parents */
+#define VHD_XEN_MAX_DEPTH 30      /* XenServer's chain limit */
+
+typedef struct vhd vhd_t;   /* opaque: one open VHD (and its open parents) */
+
+enum vhd_type { VHD_TYPE_FIXED = 2, VHD_TYPE_DYNAMIC = 3, VHD_TYPE_DIFF = 4 };
+
+/* ---- errors ---------------------------------------------------------- */
+
+/* Last error message of this thread; never NULL (empty if none). */
+const char *vhd_get_error(void);
+/* errno of this thread's last error (EINVAL for a malformed image). */
+int vhd_get_errno(void);
+
+/* ---- open / close ---------------------------------------------------- */
+
+enum vhd_open_flags {
+	VHD_OPEN_RDONLY    = 0,
+	VHD_OPEN_RDWR      = 1 << 0,  /* the leaf is writable (parents never are) */
+	VHD_OPEN_NO_PARENT = 1 << 1,  /* do not open the parent chain; reads of
+	                                 sectors absent from this file fail */
+	VHD_OPEN_STRICT_DIR = 1 << 2, /* parents must be in the leaf's directory */
+	VHD_OPEN_NO_LOCK   = 1 << 3,  /* RDWR without taking the leaf's write lock */
+	VHD_OPEN_LAX       = 1 << 4,  /* read-only inspection of a damaged file:
+	                                 use the backup footer if the primary is
+	                                 bad, ignore a bad batmap, do not check
+	                                 BAT entries (reads of bad ones fail) */
+};
+
+/* Open PATH.  A differencing disk's parents are opened read-only by their
+ * locators (relative to the child's directory), falling back to the header's
+ * parent name in the child's directory; each parent's UUID is verified.
+ * An RDWR open takes an exclusive lock on the file (flock; see README
+ * "In use"), failing with EBUSY if another process holds it.
+ * Returns NULL on error. */
+vhd_t *vhd_open(const char *path, int flags);
+
+/* Flush (if writable) and close the whole chain.  Returns -1 if the final
+ * flush failed (the handle is freed regardless).  NULL is accepted. */
+int vhd_close(vhd_t *vhd);
+
+/* ---- information ----------------------------------------------------- */
+
+struct vhd_info {
+	int type;                      /* enum vhd_type */
+	uint64_t virtual_size;         /* footer current size, bytes */
+	uint64_t original_size;        /* footer original size, bytes */
+	uint64_t file_size;            /* bytes (device size for block devices) */
+	uint32_t block_size;           /* bytes; 0 for fixed disks */
+	uint32_t max_bat_entries;      /* 0 for fixed disks */
+	uint32_t allocated_blocks;     /* BAT entries in use */
+	uint32_t full_blocks;          /* allocated blocks whose bitmap is all ones
+	                                  per the batmap (0 without a batmap) */
+	int hidden;                    /* footer byte 85 */
+	int has_batmap;
+	uint8_t uuid[16];
+	uint8_t parent_uuid[16];       /* zero unless differencing */
+	uint32_t timestamp;            /* seconds since 2000-01-01 UTC */
+	uint32_t parent_timestamp;
+	char creator_app[5];           /* NUL-terminated */
+	uint32_t creator_version;
+	uint32_t creator_os;
+	uint32_t geometry;             /* C<<16 | H<<8 | S */
+	unsigned depth;                /* 1 for a disk without parent */
+	uint32_t features;
+	uint32_t saved_state;
+	uint64_t data_offset;          /* footer's: header position (~0 if fixed) */
+	uint64_t table_offset;         /* BAT position */
+	uint32_t footer_checksum;
+	uint32_t header_checksum;
+	uint64_t batmap_offset;        /* the map's; 0 without a batmap */
+	uint32_t batmap_sectors;
+	uint32_t batmap_version;
+	uint32_t batmap_checksum;
+	const char *path;              /* as opened; owned by the handle */
+	const char *parent_name;       /* header's (UTF-8); owned by the handle */
+	const char *parent_path;       /* resolved parent path, or NULL */
+};
+
+/* Fill INFO for the handle's own file.  Returns 0, or -1. */
+int vhd_get_info(vhd_t *vhd, struct vhd_info *info);
+
+/* The open parent of VHD, or NULL (no parent, or opened NO_PARENT).
+ * Owned by VHD. */
+vhd_t *vhd_get_parent(vhd_t *vhd);
+
+/* Number of files in the chain starting at VHD (1 without parent). */
+unsigned vhd_chain_depth(vhd_t *vhd);
+
+struct vhd_locator_info {
+	uint32_t code;          /* 0x4d616358 "MacX", 0x57326b75 "W2ku", ...; 0 = empty */
+	uint32_t data_space;    /* as stored (bytes, or sectors if < 512) */
+	uint32_t data_length;   /* bytes */
+	uint64_t data_offset;
+	char *name;             /* decoded path (UTF-8, '/' separators); caller
+	                           frees; NULL for an empty or undecodable slot */
+};
+/* Parent locator N (0..7).  Returns 0, or -1 if N is out of range or the
+ * disk is fixed.  An undecodable slot returns 0 with NAME NULL and the
+ * reason in vhd_get_error(). */
+int vhd_get_locator(vhd_t *vhd, int n, struct vhd_locator_info *loc);
+
+/* Allocated data of this file only: calls FN for every run of sectors that
+ * this file holds (bitmap bit set; everything for fixed disks), in order,
+ * merging adjacent runs.  With CHAIN non-zero, reports runs present in any
+ * layer, with LAYER = 0 for this file, 1 for its parent, ...
+ * FN returns 0 to go on, non-zero to stop (vhd_map then returns it).
+ * Returns 0, FN's non-zero value, or -1 on error. */
+typedef int (*vhd_map_fn)(uint64_t offset, uint64_t length, unsigned layer,
+                          void *opaque);
+int vhd_map(vhd_t *vhd, int chain, vhd_map_fn fn, void *opaque);
+
+/* ---- data I/O -------------------------------------------------------- */
+
+/* Read COUNT bytes at OFFSET of the virtual disk through the chain: each
+ * sector from the nearest layer whose bitmap has it, zeros if none.
+ * OFFSET and COUNT must be multiples of 512 and within the virtual size.
+ * Returns 0, or -1. */
+int vhd_pread(vhd_t *vhd, void *buf, uint64_t count, uint64_t offset);
+
+/* Write to the leaf (opened RDWR) at sector granularity, allocating blocks
+ * as needed; a partial write into a new block leaves the parent's other
+ * sectors visible.  Keeps bitmaps and the batmap exact.  Returns 0, or -1. */
+int vhd_pwrite(vhd_t *vhd, const void *buf, uint64_t count, uint64_t offset);
+
+/* Does the range [OFFSET, OFFSET+COUNT) hold only zeros in the chain?
+ * Cheap when the range is unallocated.  Returns 1, 0, or -1. */
+int vhd_is_zero(vhd_t *vhd, uint64_t count, uint64_t offset);
+
+/* Make every write so far durable (fsync).  Returns 0, or -1. */
+int vhd_flush(vhd_t *vhd);
+
+/* ---- creating and changing images ----------------------------------- */
+
+enum vhd_create_flags {
+	VHD_CREATE_FIXED     = 1 << 0,   /* fixed instead of dynamic */
+	VHD_CREATE_OVERWRITE = 1 << 1,   /* replace an existing file */
+	VHD_CREATE_SPARSE    = 1 << 2,   /* fixed: leave the data area a hole */
+};
+
+/* Create a dynamic (2 MiB blocks, batmap) or fixed VHD of SIZE bytes
+ * (rounded up to a sector) as blktap does.  Refuses an existing file
+ * (EEXIST) unless OVERWRITE.  Returns 0, or -1. */
+int vhd_create(const char *path, uint64_t size, int flags);
+
+/* Create CHILD, a differencing VHD on PARENT, with MacX, W2ku and W2ru
+ * locators holding PARENT's path relative to CHILD's directory.  Refuses
+ * when the new chain would be deeper than MAX_DEPTH (E2BIG) or CHILD exists
+ * (EEXIST).  Returns 0, or -1. */
+int vhd_snapshot(const char *parent, const char *child, unsigned max_depth);
+
+/* Set or clear the hidden flag (both footers).  Returns 0, or -1. */
+int vhd_set_hidden(vhd_t *vhd, int hidden);
+
+/* Grow the virtual size to NEW_SIZE bytes (dynamic/differencing: within
+ * the BAT's capacity, or by relocating blocks to enlarge the BAT; fixed:
+ * by extending the file).  Crash-safe: a crash leaves the old or the new
+ * size, never a damaged image.  Returns 0, or -1 (EINVAL to shrink). */
+int vhd_resize(vhd_t *vhd, uint64_t new_size);
+
+/* Point differencing CHILD at PARENT: header parent UUID, timestamp, name
+ * and locators.  Refuses if PARENT's virtual size is larger than CHILD's
+ * or PARENT is CHILD's own descendant.  Returns 0, or -1. */
+int vhd_reparent(const char *child, const char *parent);
+
+/* ---- check and repair ----------------------------------------------- */
+
+enum vhd_check_flags {
+	VHD_CHECK_DATA       = 1 << 0,  /* read data: bitmaps vs. data, batmap vs. bitmaps */
+	VHD_CHECK_CHAIN      = 1 << 1,  /* check every ancestor too */
+	VHD_CHECK_NO_TIME    = 1 << 2,  /* skip "timestamp in the future" tests */
+	VHD_CHECK_PARENT_ANY = 1 << 3,  /* do not require the parent be openable */
+};
+
+/* One problem found by vhd_check().  MESSAGE is blktap's wording where blktap
+ * has one (e.g. "primary footer invalid: invalid checksum"). */
+struct vhd_problem {
+	const char *path;     /* the file concerned */
+	const char *message;
+	int fatal;            /* the image cannot be opened because of it */
+};
+typedef void (*vhd_problem_fn)(const struct vhd_problem *p, void *opaque);
+
+/* Check PATH without trusting any of it; reports every problem found to FN
+ * (may be NULL).  Returns the number of problems (0 = valid), or -1 if the
+ * check itself could not run (e.g. the file cannot be opened). */
+int vhd_check(const char *path, int flags, vhd_problem_fn fn, void *opaque);
+
+enum vhd_repair_flags {
+	VHD_REPAIR_DRY_RUN = 1 << 0,   /* say what would be done, change nothing */
+};
+/* Repair what can be repaired safely: restore a damaged footer from its
+ * copy, cut trailing garbage, rebuild a wrong batmap, fix a checksum whose
+ * structure is intact.  Each action (done or, with DRY_RUN, planned) is
+ * reported to FN as a problem with fatal=0.  Returns the number of actions,
+ * or -1 if the image cannot be repaired safely (nothing is written then). */
+int vhd_repair(const char *path, int flags, vhd_problem_fn fn, void *opaque);
+
+/* ---- helpers --------------------------------------------------------- */
+
+/* CHS geometry for SIZE bytes per the VHD specification. */
+uint32_t vhd_chs_geometry(uint64_t size);
+/* Seconds since 2000-01-01 UTC for a Unix time, and back. */
+uint32_t vhd_time_from_unix(int64_t t);
+int64_t vhd_time_to_unix(uint32_t t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* VHDKIT_H */

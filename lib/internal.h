@@ -1,0 +1,256 @@
+/* internal.h - libvhdkit's private structures and helpers. Not installed. */
+#ifndef VHDKIT_INTERNAL_H
+#define VHDKIT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "vhdkit.h"
+
+#define VHD_EXPORT __attribute__((visibility("default")))
+
+#define SECTOR 512u
+#define FOOTER_SIZE 512u
+#define HEADER_SIZE 1024u
+#define BAT_UNUSED 0xFFFFFFFFu
+#define DD_OFFSET_NONE 0xFFFFFFFFFFFFFFFFull
+#define VHD_VERSION 0x00010000u
+#define VHD_FEATURE_RESERVED 0x2u
+#define BATMAP_VERSION 0x00010002u
+#define TAP_CREATOR_VERSION 0x00010003u
+#define LOC_MACX 0x4D616358u   /* "MacX" */
+#define LOC_W2KU 0x57326B75u   /* "W2ku" */
+#define LOC_W2RU 0x57327275u   /* "W2ru" */
+#define LOC_COUNT 8
+#define LOC_AREA 512u          /* bytes blktap reserves per locator */
+#define DATA_ALIGN 4096u       /* block data areas start 4 KiB aligned */
+#define BITMAP_CACHE 64        /* direct-mapped bitmap cache slots */
+#define MAX_BAT_ENTRIES (1u << 28)  /* refuse BATs larger than 1 GiB */
+#define MAX_BLOCK_SIZE (1u << 28)   /* 256 MiB */
+#define MIN_BLOCK_SIZE SECTOR
+
+/* ---- decoded on-disk structures (host byte order) ------------------ */
+
+struct vhd_footer {
+	char cookie[8];
+	uint32_t features;
+	uint32_t version;
+	uint64_t data_offset;
+	uint32_t timestamp;
+	char creator_app[4];
+	uint32_t creator_version;
+	uint32_t creator_os;
+	uint64_t orig_size;
+	uint64_t curr_size;
+	uint32_t geometry;
+	uint32_t type;
+	uint32_t checksum;
+	uint8_t uuid[16];
+	uint8_t saved_state;
+	uint8_t hidden;
+	uint8_t reserved[426];
+};
+
+struct vhd_locator {
+	uint32_t code;
+	uint32_t data_space;
+	uint32_t data_len;
+	uint32_t reserved;
+	uint64_t data_offset;
+};
+
+struct vhd_header {
+	char cookie[8];
+	uint64_t data_offset;
+	uint64_t table_offset;
+	uint32_t version;
+	uint32_t max_bat_entries;
+	uint32_t block_size;
+	uint32_t checksum;
+	uint8_t parent_uuid[16];
+	uint32_t parent_timestamp;
+	uint32_t reserved1;
+	uint8_t parent_name[512];          /* UTF-16BE as on disk */
+	struct vhd_locator loc[LOC_COUNT];
+	uint8_t reserved2[256];
+};
+
+struct vhd_batmap_header {
+	char cookie[8];
+	uint64_t map_offset;
+	uint32_t map_sectors;
+	uint32_t version;
+	uint32_t checksum;
+	uint8_t marker;
+	/* keyhash (cookie, nonce, hash) kept raw, as found */
+	uint8_t keyhash[65];
+};
+
+/* ---- codec (format.c) --------------------------------------------- */
+
+void footer_decode(struct vhd_footer *f, const uint8_t *buf);
+void footer_encode(uint8_t *buf, const struct vhd_footer *f);
+uint32_t footer_checksum(const struct vhd_footer *f);
+void header_decode(struct vhd_header *h, const uint8_t *buf);
+void header_encode(uint8_t *buf, const struct vhd_header *h);
+uint32_t header_checksum(const struct vhd_header *h);
+void batmap_header_decode(struct vhd_batmap_header *b, const uint8_t *buf);
+void batmap_header_encode(uint8_t *buf, const struct vhd_batmap_header *b);
+uint32_t batmap_checksum(const uint8_t *map, size_t bytes);
+
+/* Validation, with blktap's wording ("invalid cookie", ...).  Returns NULL
+ * when valid, else a static string.  STRICT applies every test of
+ * `vhd-util check`; otherwise only what reading safely needs. */
+const char *footer_invalid(const struct vhd_footer *f, bool strict, bool check_time);
+const char *header_invalid(const struct vhd_header *h, const struct vhd_footer *f,
+                           uint64_t footer_offset);
+
+/* Big-endian access. */
+static inline uint32_t get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline uint64_t get_be64(const uint8_t *p)
+{
+	return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
+}
+static inline void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+static inline void put_be64(uint8_t *p, uint64_t v)
+{
+	put_be32(p, (uint32_t)(v >> 32));
+	put_be32(p + 4, (uint32_t)v);
+}
+
+/* Bitmaps, MSB first. */
+static inline bool bit_test(const uint8_t *map, uint64_t i)
+{
+	return map[i >> 3] & (0x80u >> (i & 7));
+}
+static inline void bit_set(uint8_t *map, uint64_t i)
+{
+	map[i >> 3] |= (uint8_t)(0x80u >> (i & 7));
+}
+static inline void bit_clear(uint8_t *map, uint64_t i)
+{
+	map[i >> 3] &= (uint8_t)~(0x80u >> (i & 7));
+}
+/* First index in [from, to) whose bit equals VALUE, or TO. */
+uint64_t bit_find(const uint8_t *map, uint64_t from, uint64_t to, bool value);
+
+static inline uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+static inline uint64_t div_round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a; }
+
+/* ---- the handle ---------------------------------------------------- */
+
+struct bitmap_slot {
+	uint32_t block;        /* BAT_UNUSED when empty */
+	uint8_t *map;          /* bitmap_bytes */
+};
+
+struct vhd {
+	char *path;
+	int fd;
+	int flags;
+	bool writable;
+	bool is_blockdev;
+	uint64_t file_size;        /* at open (device size for block devices) */
+	uint64_t footer_offset;    /* where the primary footer is (end of data) */
+
+	struct vhd_footer footer;
+	struct vhd_header header;  /* dynamic/differencing only */
+
+	uint32_t *bat;             /* max_bat_entries, host order */
+	uint32_t bat_entries;      /* = header.max_bat_entries */
+	uint32_t block_sectors;    /* sectors per block */
+	uint32_t bitmap_bytes;     /* bitmap area, rounded to a sector */
+
+	bool has_batmap;
+	struct vhd_batmap_header batmap_hdr;
+	uint8_t *batmap;           /* map_sectors * 512 bytes */
+	uint64_t batmap_hdr_offset;
+
+	struct bitmap_slot cache[BITMAP_CACHE];
+	uint8_t *zero_block;       /* lazily allocated zero buffer (block_size) */
+
+	char *parent_name;         /* UTF-8 of header.parent_name */
+	char *parent_path;         /* resolved */
+	struct vhd *parent;
+	unsigned depth;
+};
+
+/* ---- error reporting (error.c) ------------------------------------ */
+
+/* Set the thread's error: ERRNUM and a printf-style message.  Returns -1
+ * so callers can `return vhd_error(...)`. */
+int vhd_error(int errnum, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prefix the current message with "PREFIX: " (keeps errno). Returns -1. */
+int vhd_error_prefix(const char *prefix);
+void vhd_debug(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- I/O helpers (util.c) ----------------------------------------- */
+
+/* Full pread/pwrite; short reads past EOF are errors. Return 0 or -1
+ * (with the error set, naming PATH). */
+int read_at(int fd, const char *path, void *buf, size_t len, uint64_t off);
+int write_at(int fd, const char *path, const void *buf, size_t len, uint64_t off);
+/* Size of a regular file or block device. */
+int fd_size(int fd, const char *path, uint64_t *size, bool *is_blockdev);
+/* Allocate, checking the size is sane. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t m);
+char *xstrdup(const char *s);
+bool is_zero(const void *buf, size_t len);
+
+/* UTF-16 <-> UTF-8 (locators and the parent name).  Return a malloc'd
+ * string or NULL on malformed input. */
+char *utf16_to_utf8(const uint8_t *in, size_t bytes, bool big_endian);
+/* Encodes into OUT (capacity OUTCAP bytes); returns bytes written or -1. */
+ssize_t utf8_to_utf16(uint8_t *out, size_t outcap, const char *in, bool big_endian);
+
+/* ---- metadata and layout (meta.c) --------------------------------- */
+
+/* Offset of the first byte after all metadata (header, BAT, batmap,
+ * locator areas): where blocks may begin. */
+uint64_t vhd_metadata_end(const struct vhd *v);
+/* Write both footers (primary at footer_offset, backup at 0 unless fixed),
+ * recomputing the checksum.  */
+int vhd_write_footers(struct vhd *v);
+int vhd_write_header(struct vhd *v);
+int vhd_write_bat_entry(struct vhd *v, uint32_t block);
+int vhd_write_batmap(struct vhd *v);   /* header + map, checksum recomputed */
+/* Set BLOCK's batmap bit (writes one map sector and the header). */
+int vhd_batmap_set(struct vhd *v, uint32_t block, bool full);
+/* Decode locator N to a path (caller frees), NULL if empty or malformed. */
+char *vhd_locator_path(const struct vhd *v, int n);
+/* Resolve REL against the directory of CHILD_PATH (caller frees). */
+char *path_relative_to(const char *child_path, const char *rel);
+
+/* Bitmap of BLOCK (must be allocated), through the cache. NULL on error. */
+uint8_t *vhd_block_bitmap(struct vhd *v, uint32_t block);
+/* Store a modified bitmap (the cache slot returned above) to disk. */
+int vhd_store_bitmap(struct vhd *v, uint32_t block);
+/* Byte offset of block data / bitmap. */
+static inline uint64_t block_bitmap_offset(const struct vhd *v, uint32_t b)
+{
+	return (uint64_t)v->bat[b] * SECTOR;
+}
+static inline uint64_t block_data_offset(const struct vhd *v, uint32_t b)
+{
+	return (uint64_t)v->bat[b] * SECTOR + v->bitmap_bytes;
+}
+/* Allocate a new block at the end of data (4 KiB aligned data area, empty
+ * bitmap, data area a hole), move the footer, update the BAT. */
+int vhd_allocate_block(struct vhd *v, uint32_t block);
+
+/* Open a single file, no parent (open.c); LAX tolerates a bad primary footer
+ * (uses the backup) and a bad batmap (ignored), for repair and info. */
+struct vhd *vhd_open_file(const char *path, int flags, bool lax);
+void vhd_free(struct vhd *v);
+
+#endif

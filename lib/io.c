@@ -1,0 +1,219 @@
+/* io.c - reading and writing the virtual disk through a chain. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static uint64_t virtual_sectors(const struct vhd *v)
+{
+	return v->footer.curr_size / SECTOR;
+}
+
+static int check_range(const struct vhd *v, uint64_t count, uint64_t offset)
+{
+	if (offset % SECTOR || count % SECTOR)
+		return vhd_error(EINVAL, "%s: I/O of %llu bytes at %llu is not sector aligned",
+		                 v->path, (unsigned long long)count, (unsigned long long)offset);
+	if (offset > v->footer.curr_size || count > v->footer.curr_size - offset)
+		return vhd_error(EINVAL, "%s: I/O of %llu bytes at %llu is beyond the disk's %llu bytes",
+		                 v->path, (unsigned long long)count, (unsigned long long)offset,
+		                 (unsigned long long)v->footer.curr_size);
+	return 0;
+}
+
+/* Where sectors come from: the run starting at SECTOR (at most MAX sectors)
+ * that one layer provides.  Returns the layer's depth below V (0 = V), or
+ * -1 when no layer has it (zeros), and sets *RUN and *FROM (the file).
+ * Without FOLLOW, stops at V: what V lacks is reported as -1. */
+static int nearest(struct vhd *v, uint64_t sector, uint64_t max, uint64_t *run,
+                   struct vhd **from, bool follow)
+{
+	uint64_t vs = virtual_sectors(v);
+	if (sector >= vs) {          /* beyond a smaller parent: zeros */
+		*run = max;
+		return -1;
+	}
+	if (max > vs - sector)
+		max = vs - sector;
+	if (v->footer.type == VHD_TYPE_FIXED) {
+		*run = max;
+		*from = v;
+		return 0;
+	}
+	uint32_t block = (uint32_t)(sector / v->block_sectors);
+	uint64_t in = sector % v->block_sectors;
+	uint64_t end = in + (max < v->block_sectors - in ? max : v->block_sectors - in);
+	bool here;
+	if (v->bat[block] == BAT_UNUSED) {
+		here = false;
+		*run = end - in;
+	} else if (v->has_batmap && bit_test(v->batmap, block)) {
+		here = true;
+		*run = end - in;
+	} else {
+		uint8_t *map = vhd_block_bitmap(v, block);
+		if (!map)
+			return -2;
+		here = bit_test(map, in);
+		*run = bit_find(map, in, end, !here) - in;
+	}
+	if (here) {
+		*from = v;
+		return 0;
+	}
+	if (!follow)
+		return -1;
+	if (!v->parent) {
+		if (v->footer.type == VHD_TYPE_DIFF)
+			return vhd_error(ENOENT, "%s: parent not open: cannot read sector %llu", v->path,
+			                 (unsigned long long)sector), -2;
+		return -1;
+	}
+	uint64_t prun;
+	int l = nearest(v->parent, sector, *run, &prun, from, true);
+	*run = prun;
+	return l < 0 ? l : l + 1;
+}
+
+static int read_from(struct vhd *v, uint8_t *buf, uint64_t sector, uint64_t n)
+{
+	uint64_t off;
+	if (v->footer.type == VHD_TYPE_FIXED) {
+		off = sector * SECTOR;
+	} else {
+		uint32_t block = (uint32_t)(sector / v->block_sectors);
+		off = block_data_offset(v, block) + (sector % v->block_sectors) * SECTOR;
+	}
+	return read_at(v->fd, v->path, buf, n * SECTOR, off);
+}
+
+VHD_EXPORT int vhd_pread(vhd_t *v, void *buf, uint64_t count, uint64_t offset)
+{
+	if (check_range(v, count, offset))
+		return -1;
+	uint8_t *p = buf;
+	uint64_t sector = offset / SECTOR, left = count / SECTOR;
+	while (left) {
+		uint64_t run;
+		struct vhd *from = NULL;
+		int l = nearest(v, sector, left, &run, &from, true);
+		if (l == -2)
+			return -1;
+		if (l == -1)
+			memset(p, 0, run * SECTOR);
+		else if (read_from(from, p, sector, run))
+			return -1;
+		p += run * SECTOR;
+		sector += run;
+		left -= run;
+	}
+	return 0;
+}
+
+VHD_EXPORT int vhd_is_zero(vhd_t *v, uint64_t count, uint64_t offset)
+{
+	if (check_range(v, count, offset))
+		return -1;
+	uint8_t buf[64 * 1024];
+	uint64_t sector = offset / SECTOR, left = count / SECTOR;
+	while (left) {
+		uint64_t run;
+		struct vhd *from = NULL;
+		int l = nearest(v, sector, left, &run, &from, true);
+		if (l == -2)
+			return -1;
+		if (run > sizeof buf / SECTOR)
+			run = sizeof buf / SECTOR;
+		if (l >= 0) {
+			if (read_from(from, buf, sector, run))
+				return -1;
+			if (!is_zero(buf, run * SECTOR))
+				return 0;
+		}
+		sector += run;
+		left -= run;
+	}
+	return 1;
+}
+
+VHD_EXPORT int vhd_map(vhd_t *v, int chain, vhd_map_fn fn, void *opaque)
+{
+	uint64_t vs = virtual_sectors(v);
+	uint64_t start = 0, len = 0;
+	int cur = -1;
+	int rc = 0;
+	for (uint64_t s = 0; s < vs;) {
+		uint64_t run;
+		struct vhd *from;
+		int l = nearest(v, s, vs - s, &run, &from, chain);
+		if (l == -2) {
+			rc = -1;
+			break;
+		}
+		if (l == cur && len) {
+			len += run;
+		} else {
+			if (cur >= 0 && len && (rc = fn(start * SECTOR, len * SECTOR, (unsigned)cur, opaque)))
+				break;
+			cur = l;
+			start = s;
+			len = run;
+		}
+		s += run;
+	}
+	if (!rc && cur >= 0 && len)
+		rc = fn(start * SECTOR, len * SECTOR, (unsigned)cur, opaque);
+	return rc;
+}
+
+static int write_block_part(struct vhd *v, const uint8_t *buf, uint32_t block, uint64_t in,
+                            uint64_t n)
+{
+	if (v->bat[block] == BAT_UNUSED && vhd_allocate_block(v, block))
+		return -1;
+	if (write_at(v->fd, v->path, buf, n * SECTOR, block_data_offset(v, block) + in * SECTOR))
+		return -1;
+	if (v->has_batmap && bit_test(v->batmap, block))
+		return 0;
+	uint8_t *map = vhd_block_bitmap(v, block);
+	if (!map)
+		return -1;
+	if (bit_find(map, in, in + n, false) == in + n)
+		return 0;   /* every sector already marked present */
+	for (uint64_t i = in; i < in + n; i++)
+		bit_set(map, i);
+	/* data first, then the bitmap that makes it visible */
+	return vhd_store_bitmap(v, block);
+}
+
+VHD_EXPORT int vhd_pwrite(vhd_t *v, const void *buf, uint64_t count, uint64_t offset)
+{
+	if (!v->writable)
+		return vhd_error(EBADF, "%s: not opened for writing", v->path);
+	if (check_range(v, count, offset))
+		return -1;
+	if (v->footer.type == VHD_TYPE_FIXED)
+		return write_at(v->fd, v->path, buf, count, offset);
+	const uint8_t *p = buf;
+	uint64_t sector = offset / SECTOR, left = count / SECTOR;
+	while (left) {
+		uint32_t block = (uint32_t)(sector / v->block_sectors);
+		uint64_t in = sector % v->block_sectors;
+		uint64_t n = v->block_sectors - in < left ? v->block_sectors - in : left;
+		if (write_block_part(v, p, block, in, n))
+			return -1;
+		p += n * SECTOR;
+		sector += n;
+		left -= n;
+	}
+	return 0;
+}
+
+VHD_EXPORT int vhd_flush(vhd_t *v)
+{
+	if (v->writable && fsync(v->fd) < 0)
+		return vhd_error(errno, "%s: fsync: %s", v->path, strerror(errno));
+	return 0;
+}

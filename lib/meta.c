@@ -1,0 +1,233 @@
+/* meta.c - metadata layout and updates: footers, header, BAT, batmap,
+ * locators, the bitmap cache and block allocation. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static uint64_t locator_space_bytes(const struct vhd_locator *l)
+{
+	/* blktap writes bytes (512); the specification says sectors */
+	return l->data_space < SECTOR ? (uint64_t)l->data_space * SECTOR : l->data_space;
+}
+
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+	return a > b ? a : b;
+}
+
+uint64_t vhd_metadata_end(const struct vhd *v)
+{
+	const struct vhd_header *h = &v->header;
+	uint64_t end = v->footer.data_offset + HEADER_SIZE;
+	end = max_u64(end, h->table_offset + round_up((uint64_t)h->max_bat_entries * 4, SECTOR));
+	if (v->batmap_hdr_offset) {
+		end = max_u64(end, v->batmap_hdr_offset + SECTOR);
+		end = max_u64(end, v->batmap_hdr.map_offset +
+		                       (uint64_t)v->batmap_hdr.map_sectors * SECTOR);
+	}
+	if (v->footer.type == VHD_TYPE_DIFF) {
+		for (int i = 0; i < LOC_COUNT; i++) {
+			const struct vhd_locator *l = &h->loc[i];
+			if (l->code && l->data_offset < v->footer_offset)
+				end = max_u64(end, l->data_offset + locator_space_bytes(l));
+		}
+	}
+	return end;
+}
+
+int vhd_write_footers(struct vhd *v)
+{
+	uint8_t buf[FOOTER_SIZE];
+	v->footer.checksum = footer_checksum(&v->footer);
+	footer_encode(buf, &v->footer);
+	if (write_at(v->fd, v->path, buf, FOOTER_SIZE, v->footer_offset))
+		return -1;
+	if (v->footer.type != VHD_TYPE_FIXED && write_at(v->fd, v->path, buf, FOOTER_SIZE, 0))
+		return -1;
+	return 0;
+}
+
+int vhd_write_header(struct vhd *v)
+{
+	uint8_t buf[HEADER_SIZE];
+	v->header.checksum = header_checksum(&v->header);
+	header_encode(buf, &v->header);
+	return write_at(v->fd, v->path, buf, HEADER_SIZE, v->footer.data_offset);
+}
+
+int vhd_write_bat_entry(struct vhd *v, uint32_t block)
+{
+	uint8_t buf[4];
+	put_be32(buf, v->bat[block]);
+	return write_at(v->fd, v->path, buf, 4, v->header.table_offset + 4ull * block);
+}
+
+static uint64_t batmap_checksum_bytes(const struct vhd *v)
+{
+	uint64_t blocks = div_round_up(v->footer.curr_size, v->header.block_size);
+	uint64_t bytes = round_up(div_round_up(blocks, 8), SECTOR);
+	uint64_t have = (uint64_t)v->batmap_hdr.map_sectors * SECTOR;
+	return bytes < have ? bytes : have;
+}
+
+int vhd_write_batmap(struct vhd *v)
+{
+	uint8_t buf[SECTOR];
+	if (!v->has_batmap)
+		return 0;
+	v->batmap_hdr.checksum = batmap_checksum(v->batmap, batmap_checksum_bytes(v));
+	if (write_at(v->fd, v->path, v->batmap, (size_t)v->batmap_hdr.map_sectors * SECTOR,
+	             v->batmap_hdr.map_offset))
+		return -1;
+	batmap_header_encode(buf, &v->batmap_hdr);
+	return write_at(v->fd, v->path, buf, SECTOR, v->batmap_hdr_offset);
+}
+
+/* Set BLOCK's batmap bit to FULL, writing only the map sector concerned and
+ * the header (for its checksum). */
+int vhd_batmap_set(struct vhd *v, uint32_t block, bool full)
+{
+	uint8_t buf[SECTOR];
+	if (!v->has_batmap || bit_test(v->batmap, block) == full)
+		return 0;
+	if (full)
+		bit_set(v->batmap, block);
+	else
+		bit_clear(v->batmap, block);
+	uint64_t sector = (block / 8) / SECTOR;
+	if (write_at(v->fd, v->path, v->batmap + sector * SECTOR, SECTOR,
+	             v->batmap_hdr.map_offset + sector * SECTOR))
+		return -1;
+	v->batmap_hdr.checksum = batmap_checksum(v->batmap, batmap_checksum_bytes(v));
+	batmap_header_encode(buf, &v->batmap_hdr);
+	return write_at(v->fd, v->path, buf, SECTOR, v->batmap_hdr_offset);
+}
+
+char *vhd_locator_path(const struct vhd *v, int n)
+{
+	const struct vhd_locator *l = &v->header.loc[n];
+	if (!l->code)
+		return NULL;
+	if (l->code != LOC_MACX && l->code != LOC_W2KU && l->code != LOC_W2RU) {
+		vhd_error(EINVAL, "%s: parent locator %d: unknown code 0x%08x", v->path, n, l->code);
+		return NULL;
+	}
+	if (!l->data_len || l->data_len > locator_space_bytes(l) || l->data_len > 65536 ||
+	    l->data_offset > v->footer_offset || l->data_len > v->footer_offset - l->data_offset) {
+		vhd_error(EINVAL, "%s: parent locator %d: data (%u bytes at %llu) outside the file",
+		          v->path, n, l->data_len, (unsigned long long)l->data_offset);
+		return NULL;
+	}
+	uint8_t *raw = xmalloc(l->data_len + 1);
+	if (!raw)
+		return NULL;
+	char *name = NULL;
+	if (read_at(v->fd, v->path, raw, l->data_len, l->data_offset))
+		goto out;
+	if (l->code == LOC_MACX) {
+		raw[l->data_len] = 0;
+		const char *s = (const char *)raw;
+		if (!strncmp(s, "file://", 7))
+			s += 7;
+		name = xstrdup(s);
+	} else {
+		name = utf16_to_utf8(raw, l->data_len, false);
+		for (char *c = name; c && *c; c++)
+			if (*c == '\\')
+				*c = '/';
+	}
+	if (!name || !*name) {
+		vhd_error(EINVAL, "%s: parent locator %d: cannot decode the name", v->path, n);
+		free(name);
+		name = NULL;
+	}
+out:
+	free(raw);
+	return name;
+}
+
+char *path_relative_to(const char *child_path, const char *rel)
+{
+	if (rel[0] == '/')
+		return xstrdup(rel);
+	const char *slash = strrchr(child_path, '/');
+	size_t dirlen = slash ? (size_t)(slash - child_path) + 1 : 0;
+	char *p = xmalloc(dirlen + strlen(rel) + 1);
+	if (!p)
+		return NULL;
+	memcpy(p, child_path, dirlen);
+	strcpy(p + dirlen, rel);
+	return p;
+}
+
+uint8_t *vhd_block_bitmap(struct vhd *v, uint32_t block)
+{
+	struct bitmap_slot *s = &v->cache[block % BITMAP_CACHE];
+	if (s->block == block)
+		return s->map;
+	if (!s->map && !(s->map = xmalloc(v->bitmap_bytes)))
+		return NULL;
+	s->block = BAT_UNUSED;
+	if (read_at(v->fd, v->path, s->map, v->bitmap_bytes, block_bitmap_offset(v, block)))
+		return NULL;
+	s->block = block;
+	return s->map;
+}
+
+int vhd_store_bitmap(struct vhd *v, uint32_t block)
+{
+	struct bitmap_slot *s = &v->cache[block % BITMAP_CACHE];
+	if (s->block != block)
+		return vhd_error(EINVAL, "%s: block %u: bitmap not cached", v->path, block);
+	if (write_at(v->fd, v->path, s->map, v->bitmap_bytes, block_bitmap_offset(v, block)))
+		return -1;
+	bool full = bit_find(s->map, 0, v->block_sectors, false) == v->block_sectors;
+	return vhd_batmap_set(v, block, full);
+}
+
+/* Crash-safe order: the footer moves to the new end first (the file always
+ * ends in a valid footer), then the empty bitmap, then the BAT entry; a
+ * crash in between only leaks the space. */
+int vhd_allocate_block(struct vhd *v, uint32_t block)
+{
+	uint64_t start = round_up(v->footer_offset + v->bitmap_bytes, DATA_ALIGN) - v->bitmap_bytes;
+	uint64_t new_footer = start + v->bitmap_bytes + v->header.block_size;
+	if (start / SECTOR > UINT32_MAX - 1)
+		return vhd_error(EFBIG, "%s: block %u: file would exceed the 2 TiB the BAT can address",
+		                 v->path, block);
+	if (v->is_blockdev && new_footer + FOOTER_SIZE > v->file_size)
+		return vhd_error(ENOSPC, "%s: block %u: device is full", v->path, block);
+	uint64_t old_footer = v->footer_offset;
+	v->footer_offset = new_footer;
+	uint8_t buf[FOOTER_SIZE];
+	v->footer.checksum = footer_checksum(&v->footer);
+	footer_encode(buf, &v->footer);
+	if (write_at(v->fd, v->path, buf, FOOTER_SIZE, new_footer))
+		goto fail;
+	struct bitmap_slot *s = &v->cache[block % BITMAP_CACHE];
+	if (!s->map && !(s->map = xmalloc(v->bitmap_bytes)))
+		goto fail;
+	memset(s->map, 0, v->bitmap_bytes);
+	s->block = block;
+	v->bat[block] = (uint32_t)(start / SECTOR);
+	if (write_at(v->fd, v->path, s->map, v->bitmap_bytes, start))
+		goto fail_bat;
+	/* the old footer's bytes, if not overwritten, are unreferenced padding */
+	if (start > old_footer && write_at(v->fd, v->path, (uint8_t[FOOTER_SIZE]){0},
+	                                   FOOTER_SIZE, old_footer))
+		goto fail_bat;
+	if (vhd_write_bat_entry(v, block))
+		goto fail_bat;
+	if (!v->is_blockdev)
+		v->file_size = new_footer + FOOTER_SIZE;
+	return 0;
+fail_bat:
+	v->bat[block] = BAT_UNUSED;
+	s->block = BAT_UNUSED;
+fail:
+	v->footer_offset = old_footer;
+	return -1;
+}

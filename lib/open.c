@@ -1,0 +1,427 @@
+/* open.c - open a VHD and its parent chain, validating everything read. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static int load_footer(struct vhd *v, bool lax)
+{
+	uint8_t buf[FOOTER_SIZE];
+	const char *why;
+
+	if (v->file_size < FOOTER_SIZE)
+		return vhd_error(EINVAL, "%s: file of %llu bytes is too small for a VHD", v->path,
+		                 (unsigned long long)v->file_size);
+	v->footer_offset = (v->file_size & ~(uint64_t)(SECTOR - 1)) - FOOTER_SIZE;
+	if (read_at(v->fd, v->path, buf, FOOTER_SIZE, v->footer_offset))
+		return -1;
+	footer_decode(&v->footer, buf);
+	why = footer_invalid(&v->footer, false, false);
+	if (!why)
+		return 0;
+	if (!lax)
+		return vhd_error(EINVAL, "%s: primary footer invalid: %s", v->path, why);
+	/* repair/info: fall back on the backup copy at offset 0 */
+	if (read_at(v->fd, v->path, buf, FOOTER_SIZE, 0))
+		return -1;
+	footer_decode(&v->footer, buf);
+	const char *why2 = footer_invalid(&v->footer, false, false);
+	if (why2 || v->footer.type == VHD_TYPE_FIXED)
+		return vhd_error(EINVAL, "%s: primary footer invalid: %s; no valid backup footer",
+		                 v->path, why);
+	vhd_debug(v->path, "primary footer invalid (%s); using the backup", why);
+	return 0;
+}
+
+static int load_header(struct vhd *v)
+{
+	uint8_t buf[HEADER_SIZE];
+	const char *why;
+	uint64_t off = v->footer.data_offset;
+
+	if (off % SECTOR || off > v->footer_offset || v->footer_offset - off < HEADER_SIZE)
+		return vhd_error(EINVAL, "%s: footer data offset %llu is outside the file", v->path,
+		                 (unsigned long long)off);
+	if (read_at(v->fd, v->path, buf, HEADER_SIZE, off))
+		return -1;
+	header_decode(&v->header, buf);
+	why = header_invalid(&v->header, &v->footer, v->footer_offset);
+	if (why)
+		return vhd_error(EINVAL, "%s: header is invalid: %s", v->path, why);
+	v->bat_entries = v->header.max_bat_entries;
+	v->block_sectors = v->header.block_size / SECTOR;
+	v->bitmap_bytes = (uint32_t)round_up(div_round_up(v->block_sectors, 8), SECTOR);
+	return 0;
+}
+
+static int load_bat(struct vhd *v)
+{
+	size_t bytes = (size_t)v->bat_entries * 4;
+	uint8_t *raw = xmalloc(bytes);
+	if (!raw)
+		return -1;
+	v->bat = xmalloc(bytes);
+	if (!v->bat || read_at(v->fd, v->path, raw, bytes, v->header.table_offset)) {
+		free(raw);
+		return -1;
+	}
+	for (uint32_t i = 0; i < v->bat_entries; i++)
+		v->bat[i] = get_be32(raw + 4 * (size_t)i);
+	free(raw);
+	return 0;
+}
+
+static bool creator_has_batmap(const struct vhd_footer *f)
+{
+	return !memcmp(f->creator_app, "tap", 3) && f->creator_version >= 0x00010002u;
+}
+
+/* Reads the batmap if there is one.  Returns 0 (batmap loaded, or none),
+ * 1 (present but invalid: the reason is in the error), or -1 on I/O error. */
+static int load_batmap(struct vhd *v)
+{
+	uint8_t buf[SECTOR];
+	struct vhd_batmap_header *m = &v->batmap_hdr;
+	uint64_t off = v->header.table_offset + round_up((uint64_t)v->bat_entries * 4, SECTOR);
+
+	if (!creator_has_batmap(&v->footer) || off + SECTOR > v->footer_offset)
+		return 0;
+	if (read_at(v->fd, v->path, buf, SECTOR, off))
+		return -1;
+	batmap_header_decode(m, buf);
+	if (memcmp(m->cookie, "tdbatmap", 8))
+		return 0;
+	v->batmap_hdr_offset = off;
+	uint64_t need = round_up(div_round_up(v->bat_entries, 8), SECTOR);
+	uint64_t bytes = (uint64_t)m->map_sectors * SECTOR;
+	if (m->version > BATMAP_VERSION)
+		return vhd_error(EINVAL, "%s: batmap version 0x%08x unsupported", v->path, m->version), 1;
+	if (!m->map_sectors || bytes < need)
+		return vhd_error(EINVAL, "%s: batmap size %u sectors is too small", v->path,
+		                 m->map_sectors), 1;
+	if (!m->map_offset || m->map_offset % SECTOR || m->map_offset > v->footer_offset ||
+	    bytes > v->footer_offset - m->map_offset)
+		return vhd_error(EINVAL, "%s: batmap offset 0x%llx is invalid", v->path,
+		                 (unsigned long long)m->map_offset), 1;
+	v->batmap = xcalloc(1, bytes);
+	if (!v->batmap || read_at(v->fd, v->path, v->batmap, bytes, m->map_offset))
+		return -1;
+	/* the checksum covers pad512(current size / block size / 8) bytes */
+	uint64_t csum_bytes = round_up(div_round_up(div_round_up(v->footer.curr_size,
+	                                                          v->header.block_size), 8), SECTOR);
+	if (csum_bytes > bytes)
+		csum_bytes = bytes;
+	uint32_t sum = batmap_checksum(v->batmap, csum_bytes);
+	if (sum != m->checksum) {
+		free(v->batmap);
+		v->batmap = NULL;
+		return vhd_error(EINVAL, "%s: batmap invalid: checksum 0x%08x, expected 0x%08x",
+		                 v->path, m->checksum, sum), 1;
+	}
+	v->has_batmap = true;
+	return 0;
+}
+
+static int check_bat_entries(struct vhd *v)
+{
+	uint64_t meta_end = vhd_metadata_end(v);
+	for (uint32_t b = 0; b < v->bat_entries; b++) {
+		if (v->bat[b] == BAT_UNUSED)
+			continue;
+		uint64_t start = (uint64_t)v->bat[b] * SECTOR;
+		uint64_t end = start + v->bitmap_bytes + v->header.block_size;
+		if (start < meta_end)
+			return vhd_error(EINVAL, "%s: block %u: BAT entry 0x%x points into the metadata",
+			                 v->path, b, v->bat[b]);
+		if (end > v->footer_offset)
+			return vhd_error(EINVAL, "%s: block %u: BAT entry 0x%x points past end of file",
+			                 v->path, b, v->bat[b]);
+	}
+	return 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Blocks sorted by offset must each end before the next starts: O(n log n). */
+static int check_bat_overlaps(struct vhd *v)
+{
+	uint32_t *sorted = xmalloc((size_t)v->bat_entries * 4 + 4);
+	uint32_t n = 0;
+	if (!sorted)
+		return -1;
+	for (uint32_t b = 0; b < v->bat_entries; b++)
+		if (v->bat[b] != BAT_UNUSED)
+			sorted[n++] = v->bat[b];
+	qsort(sorted, n, 4, cmp_u32);
+	uint64_t span = (v->bitmap_bytes + (uint64_t)v->header.block_size) / SECTOR;
+	for (uint32_t i = 1; i < n; i++) {
+		if ((uint64_t)sorted[i - 1] + span > sorted[i]) {
+			uint32_t a = sorted[i - 1], b = sorted[i];
+			free(sorted);
+			return vhd_error(EINVAL, "%s: blocks at sectors 0x%x and 0x%x overlap", v->path,
+			                 a, b);
+		}
+	}
+	free(sorted);
+	return 0;
+}
+
+static int lock_leaf(struct vhd *v)
+{
+	if (flock(v->fd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	if (errno == EWOULDBLOCK)
+		return vhd_error(EBUSY, "%s: in use: another process has it open for writing",
+		                 v->path);
+	return vhd_error(errno, "%s: cannot lock: %s", v->path, strerror(errno));
+}
+
+struct vhd *vhd_open_file(const char *path, int flags, bool lax)
+{
+	struct vhd *v = xcalloc(1, sizeof *v);
+	if (!v)
+		return NULL;
+	v->fd = -1;
+	v->flags = flags;
+	v->writable = flags & VHD_OPEN_RDWR;
+	for (int i = 0; i < BITMAP_CACHE; i++)
+		v->cache[i].block = BAT_UNUSED;
+	if (!(v->path = xstrdup(path)))
+		goto fail;
+	v->fd = open(path, (v->writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (v->fd < 0) {
+		vhd_error(errno, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (v->writable && !(flags & VHD_OPEN_NO_LOCK) && lock_leaf(v))
+		goto fail;
+	if (fd_size(v->fd, path, &v->file_size, &v->is_blockdev) || load_footer(v, lax))
+		goto fail;
+	if (v->footer.type == VHD_TYPE_FIXED) {
+		if (v->footer.curr_size > v->footer_offset) {
+			vhd_error(EINVAL, "%s: fixed disk of %llu bytes in a file of %llu bytes", path,
+			          (unsigned long long)v->footer.curr_size,
+			          (unsigned long long)v->file_size);
+			goto fail;
+		}
+		return v;
+	}
+	if (load_header(v) || load_bat(v))
+		goto fail;
+	int r = load_batmap(v);
+	if (r < 0 || (r > 0 && v->writable && !lax))
+		goto fail;
+	if (r > 0)
+		vhd_debug(path, "ignoring the batmap: %s", vhd_get_error());
+	if (!lax && check_bat_entries(v))
+		goto fail;
+	if (!lax && v->writable && check_bat_overlaps(v))
+		goto fail;
+	if (v->footer.type == VHD_TYPE_DIFF) {
+		v->parent_name = utf16_to_utf8(v->header.parent_name, sizeof v->header.parent_name, true);
+		if (!v->parent_name) {
+			vhd_error_prefix(path);
+			goto fail;
+		}
+	}
+	return v;
+fail:
+	vhd_free(v);
+	return NULL;
+}
+
+void vhd_free(struct vhd *v)
+{
+	if (!v)
+		return;
+	if (v->fd >= 0)
+		close(v->fd);
+	for (int i = 0; i < BITMAP_CACHE; i++)
+		free(v->cache[i].map);
+	free(v->bat);
+	free(v->batmap);
+	free(v->zero_block);
+	free(v->parent_name);
+	free(v->parent_path);
+	free(v->path);
+	free(v);
+}
+
+static bool file_exists(const char *p)
+{
+	return access(p, F_OK) == 0;
+}
+
+static bool same_directory(const char *a, const char *b)
+{
+	char ra[PATH_MAX], rb[PATH_MAX];
+	if (!realpath(a, ra) || !realpath(b, rb))
+		return false;
+	return strcmp(dirname(ra), dirname(rb)) == 0;
+}
+
+/* The parent's path: the first locator naming an existing file, else the
+ * header's parent name beside the child (as libvhdi and vhd-lib do). */
+static char *find_parent(struct vhd *v)
+{
+	for (int i = 0; i < LOC_COUNT; i++) {
+		char *rel = vhd_locator_path(v, i);
+		if (!rel)
+			continue;
+		char *p = path_relative_to(v->path, rel);
+		free(rel);
+		if (p && file_exists(p))
+			return p;
+		free(p);
+	}
+	if (v->parent_name && *v->parent_name && !strchr(v->parent_name, '/')) {
+		char *p = path_relative_to(v->path, v->parent_name);
+		if (p && file_exists(p))
+			return p;
+		free(p);
+	}
+	vhd_error(ENOENT, "%s: parent '%s' not found", v->path,
+	          v->parent_name ? v->parent_name : "");
+	return NULL;
+}
+
+static struct vhd *open_chain(const char *path, int flags, unsigned level)
+{
+	if (level >= VHD_MAX_CHAIN_DEPTH) {
+		vhd_error(ELOOP, "%s: chain deeper than %u files (a loop?)", path,
+		          VHD_MAX_CHAIN_DEPTH);
+		return NULL;
+	}
+	bool lax = (flags & VHD_OPEN_LAX) && level == 0;
+	struct vhd *v = vhd_open_file(path, level ? flags & ~VHD_OPEN_RDWR : flags, lax);
+	if (!v)
+		return NULL;
+	v->depth = 1;
+	if (v->footer.type != VHD_TYPE_DIFF || (flags & VHD_OPEN_NO_PARENT))
+		return v;
+	if (!(v->parent_path = find_parent(v)))
+		goto fail;
+	if ((flags & VHD_OPEN_STRICT_DIR) && !same_directory(v->path, v->parent_path)) {
+		vhd_error(EPERM, "%s: parent %s is outside the child's directory", v->path,
+		          v->parent_path);
+		goto fail;
+	}
+	if (!(v->parent = open_chain(v->parent_path, flags, level + 1)))
+		goto fail;
+	if (memcmp(v->parent->footer.uuid, v->header.parent_uuid, 16)) {
+		vhd_error(EINVAL, "%s: parent %s: invalid parent uuid", v->path, v->parent_path);
+		goto fail;
+	}
+	v->depth = v->parent->depth + 1;
+	return v;
+fail:
+	vhd_close(v);
+	return NULL;
+}
+
+VHD_EXPORT vhd_t *vhd_open(const char *path, int flags)
+{
+	if (!path)
+		return vhd_error(EINVAL, "no path given"), NULL;
+	if ((flags & VHD_OPEN_LAX) && (flags & VHD_OPEN_RDWR))
+		return vhd_error(EINVAL, "%s: a lax open is read-only", path), NULL;
+	return open_chain(path, flags, 0);
+}
+
+VHD_EXPORT int vhd_close(vhd_t *v)
+{
+	int rc = 0;
+	while (v) {
+		struct vhd *parent = v->parent;
+		if (v->writable && fsync(v->fd) < 0 && errno != EINVAL)
+			rc = vhd_error(errno, "%s: fsync: %s", v->path, strerror(errno));
+		vhd_free(v);
+		v = parent;
+	}
+	return rc;
+}
+
+VHD_EXPORT int vhd_get_info(vhd_t *v, struct vhd_info *i)
+{
+	memset(i, 0, sizeof *i);
+	i->type = (int)v->footer.type;
+	i->virtual_size = v->footer.curr_size;
+	i->original_size = v->footer.orig_size;
+	i->file_size = v->file_size;
+	i->hidden = v->footer.hidden;
+	memcpy(i->uuid, v->footer.uuid, 16);
+	i->timestamp = v->footer.timestamp;
+	memcpy(i->creator_app, v->footer.creator_app, 4);
+	i->creator_version = v->footer.creator_version;
+	i->creator_os = v->footer.creator_os;
+	i->geometry = v->footer.geometry;
+	i->depth = vhd_chain_depth(v);
+	i->path = v->path;
+	i->parent_name = v->parent_name;
+	i->parent_path = v->parent_path;
+	i->features = v->footer.features;
+	i->saved_state = v->footer.saved_state;
+	i->data_offset = v->footer.data_offset;
+	i->footer_checksum = v->footer.checksum;
+	if (v->footer.type == VHD_TYPE_FIXED)
+		return 0;
+	i->table_offset = v->header.table_offset;
+	i->header_checksum = v->header.checksum;
+	if (v->has_batmap) {
+		i->batmap_offset = v->batmap_hdr.map_offset;
+		i->batmap_sectors = v->batmap_hdr.map_sectors;
+		i->batmap_version = v->batmap_hdr.version;
+		i->batmap_checksum = v->batmap_hdr.checksum;
+	}
+	i->block_size = v->header.block_size;
+	i->max_bat_entries = v->bat_entries;
+	for (uint32_t b = 0; b < v->bat_entries; b++) {
+		if (v->bat[b] == BAT_UNUSED)
+			continue;
+		i->allocated_blocks++;
+		if (v->has_batmap && bit_test(v->batmap, b))
+			i->full_blocks++;
+	}
+	i->has_batmap = v->has_batmap;
+	if (v->footer.type == VHD_TYPE_DIFF) {
+		memcpy(i->parent_uuid, v->header.parent_uuid, 16);
+		i->parent_timestamp = v->header.parent_timestamp;
+	}
+	return 0;
+}
+
+VHD_EXPORT vhd_t *vhd_get_parent(vhd_t *v)
+{
+	return v->parent;
+}
+
+VHD_EXPORT unsigned vhd_chain_depth(vhd_t *v)
+{
+	unsigned d = 0;
+	for (; v; v = v->parent)
+		d++;
+	return d;
+}
+
+VHD_EXPORT int vhd_get_locator(vhd_t *v, int n, struct vhd_locator_info *loc)
+{
+	if (n < 0 || n >= LOC_COUNT || v->footer.type == VHD_TYPE_FIXED)
+		return vhd_error(EINVAL, "%s: no locator %d", v->path, n);
+	const struct vhd_locator *l = &v->header.loc[n];
+	loc->code = l->code;
+	loc->data_space = l->data_space;
+	loc->data_length = l->data_len;
+	loc->data_offset = l->data_offset;
+	loc->name = l->code ? vhd_locator_path(v, n) : NULL;
+	return 0;
+}
