@@ -224,6 +224,62 @@ enum vhd_repair_flags {
  * or -1 if the image cannot be repaired safely (nothing is written then). */
 int vhd_repair(const char *path, int flags, vhd_problem_fn fn, void *opaque);
 
+/* ---- coalesce and commit ------------------------------------------- */
+
+/* Progress of a long operation, reported to a vhd_progress_fn. */
+struct vhd_progress {
+	const char *phase;       /* "prepare", "resize", "copy", "relink", "delete", "done" */
+	const char *top;         /* the file whose data is merged (coalesce: the child) */
+	const char *base;        /* the file written (coalesce: the parent) */
+	uint64_t bytes_done;     /* data bytes copied so far (resumed runs included) */
+	uint64_t bytes_total;    /* data bytes the whole copy moves */
+	double rate;             /* bytes per second, recent */
+	double eta;              /* seconds left; negative when unknown */
+	int resumed;             /* 1 if this run continued an interrupted one */
+};
+/* Return 0 to go on; non-zero asks the operation to stop at the next
+ * consistent point (it then fails with EINTR and stays resumable). */
+typedef int (*vhd_progress_fn)(const struct vhd_progress *p, void *opaque);
+
+enum vhd_coalesce_flags {
+	VHD_COALESCE_RELINK = 1 << 0,      /* then re-point the child's children at
+	                                      the parent and delete the child */
+	VHD_COALESCE_NO_SPACE_CHECK = 1 << 1,
+	VHD_COALESCE_FORCE = 1 << 2,       /* merge into a visible (not hidden)
+	                                      parent; its content changes */
+};
+
+struct vhd_coalesce_opts {
+	int flags;                           /* enum vhd_coalesce_flags */
+	volatile uint64_t rate_limit;        /* bytes/s, 0 = unlimited; may be
+	                                        changed while the operation runs */
+	volatile int *stop;                  /* optional: set non-zero (e.g. from a
+	                                        signal handler) to stop, resumable */
+	vhd_progress_fn progress;            /* optional, called about 10 times/s */
+	void *opaque;
+	unsigned batch_blocks;               /* blocks per durable step; 0 = default */
+};
+
+/* Merge CHILD's data into its parent (blktap's semantics: CHILD is not
+ * changed).  Sector-granular: the parent's sectors the child lacks survive,
+ * also inside partly written child blocks; unwritten sectors are not copied.
+ * The parent grows if the child is larger.  The parent must be hidden and
+ * have no child but CHILD in its directory (else EBUSY; FORCE skips the
+ * hidden test).  Journaled in the parent's directory; an interrupted run is
+ * resumed by the next call, or completed by vhd_recover().  Returns 0, or -1
+ * (EINTR when stopped on request, ENOSPC when the parent's filesystem lacks
+ * the space needed: the message gives the figure). */
+int vhd_coalesce(const char *child, const struct vhd_coalesce_opts *opts);
+
+/* Merge every layer from TOP down to (excluding) BASE into BASE in one pass,
+ * each sector taken from the nearest layer, like `qemu-img commit -b`.
+ * BASE must be an ancestor of TOP.  Same journaling as vhd_coalesce. */
+int vhd_commit(const char *top, const char *base, const struct vhd_coalesce_opts *opts);
+
+/* Complete every interrupted coalesce/commit whose journal is in DIR.
+ * Returns the number of operations completed, or -1. */
+int vhd_recover(const char *dir, const struct vhd_coalesce_opts *opts);
+
 /* ---- helpers --------------------------------------------------------- */
 
 /* CHS geometry for SIZE bytes per the VHD specification. */

@@ -248,6 +248,16 @@ static inline uint64_t block_data_offset(const struct vhd *v, uint32_t b)
  * bitmap, data area a hole), move the footer, update the BAT. */
 int vhd_allocate_block(struct vhd *v, uint32_t block);
 
+/* Chain reads (io.c).  vhd_find_source: which file provides the run of
+ * sectors starting at SECTOR (at most MAX), looking at no more than LAYERS
+ * files from V down.  Returns that file's depth below V (0 = V) and sets
+ * *RUN and *FROM; -1 when none of those layers has it (zeros, or the
+ * layers below); -2 on error. */
+int vhd_find_source(struct vhd *v, uint64_t sector, uint64_t max, uint64_t *run,
+                    struct vhd **from, unsigned layers);
+/* Read N sectors of V's own data at virtual SECTOR (V must hold them). */
+int vhd_read_sectors(struct vhd *v, void *buf, uint64_t sector, uint64_t n);
+
 /* Open a single file, no parent (open.c); LAX tolerates a bad primary footer
  * (uses the backup) and a bad batmap (ignored), for repair and info. */
 struct vhd *vhd_open_file(const char *path, int flags, bool lax);

@@ -1,5 +1,6 @@
 /* io.c - reading and writing the virtual disk through a chain. */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -23,12 +24,8 @@ static int check_range(const struct vhd *v, uint64_t count, uint64_t offset)
 	return 0;
 }
 
-/* Where sectors come from: the run starting at SECTOR (at most MAX sectors)
- * that one layer provides.  Returns the layer's depth below V (0 = V), or
- * -1 when no layer has it (zeros), and sets *RUN and *FROM (the file).
- * Without FOLLOW, stops at V: what V lacks is reported as -1. */
-static int nearest(struct vhd *v, uint64_t sector, uint64_t max, uint64_t *run,
-                   struct vhd **from, bool follow)
+int vhd_find_source(struct vhd *v, uint64_t sector, uint64_t max, uint64_t *run,
+                    struct vhd **from, unsigned layers)
 {
 	uint64_t vs = virtual_sectors(v);
 	if (sector >= vs) {          /* beyond a smaller parent: zeros */
@@ -63,7 +60,7 @@ static int nearest(struct vhd *v, uint64_t sector, uint64_t max, uint64_t *run,
 		*from = v;
 		return 0;
 	}
-	if (!follow)
+	if (layers <= 1)
 		return -1;
 	if (!v->parent) {
 		if (v->footer.type == VHD_TYPE_DIFF)
@@ -72,12 +69,12 @@ static int nearest(struct vhd *v, uint64_t sector, uint64_t max, uint64_t *run,
 		return -1;
 	}
 	uint64_t prun;
-	int l = nearest(v->parent, sector, *run, &prun, from, true);
+	int l = vhd_find_source(v->parent, sector, *run, &prun, from, layers - 1);
 	*run = prun;
 	return l < 0 ? l : l + 1;
 }
 
-static int read_from(struct vhd *v, uint8_t *buf, uint64_t sector, uint64_t n)
+int vhd_read_sectors(struct vhd *v, void *buf, uint64_t sector, uint64_t n)
 {
 	uint64_t off;
 	if (v->footer.type == VHD_TYPE_FIXED) {
@@ -98,12 +95,12 @@ VHD_EXPORT int vhd_pread(vhd_t *v, void *buf, uint64_t count, uint64_t offset)
 	while (left) {
 		uint64_t run;
 		struct vhd *from = NULL;
-		int l = nearest(v, sector, left, &run, &from, true);
+		int l = vhd_find_source(v, sector, left, &run, &from, UINT_MAX);
 		if (l == -2)
 			return -1;
 		if (l == -1)
 			memset(p, 0, run * SECTOR);
-		else if (read_from(from, p, sector, run))
+		else if (vhd_read_sectors(from, p, sector, run))
 			return -1;
 		p += run * SECTOR;
 		sector += run;
@@ -121,13 +118,13 @@ VHD_EXPORT int vhd_is_zero(vhd_t *v, uint64_t count, uint64_t offset)
 	while (left) {
 		uint64_t run;
 		struct vhd *from = NULL;
-		int l = nearest(v, sector, left, &run, &from, true);
+		int l = vhd_find_source(v, sector, left, &run, &from, UINT_MAX);
 		if (l == -2)
 			return -1;
 		if (run > sizeof buf / SECTOR)
 			run = sizeof buf / SECTOR;
 		if (l >= 0) {
-			if (read_from(from, buf, sector, run))
+			if (vhd_read_sectors(from, buf, sector, run))
 				return -1;
 			if (!is_zero(buf, run * SECTOR))
 				return 0;
@@ -147,7 +144,7 @@ VHD_EXPORT int vhd_map(vhd_t *v, int chain, vhd_map_fn fn, void *opaque)
 	for (uint64_t s = 0; s < vs;) {
 		uint64_t run;
 		struct vhd *from;
-		int l = nearest(v, s, vs - s, &run, &from, chain);
+		int l = vhd_find_source(v, s, vs - s, &run, &from, chain ? UINT_MAX : 1);
 		if (l == -2) {
 			rc = -1;
 			break;

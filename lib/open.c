@@ -270,26 +270,48 @@ static bool same_directory(const char *a, const char *b)
 	return strcmp(dirname(ra), dirname(rb)) == 0;
 }
 
-/* The parent's path: the first locator naming an existing file, else the
- * header's parent name beside the child (as libvhdi and vhd-lib do). */
+/* Does PATH hold a VHD whose footer UUID is UUID? */
+static bool has_uuid(const char *path, const uint8_t *uuid)
+{
+	struct vhd *p = vhd_open_file(path, VHD_OPEN_RDONLY | VHD_OPEN_NO_PARENT, true);
+	bool same = p && !memcmp(p->footer.uuid, uuid, 16);
+	vhd_free(p);
+	return same;
+}
+
+/* The parent's path: the first candidate (each locator, then the header's
+ * parent name beside the child, as libvhdi and vhd-lib do) that holds the
+ * UUID the header names.  Trying them all keeps a child readable while a
+ * reparent is half done (new locators written, header not yet). */
 static char *find_parent(struct vhd *v)
 {
-	for (int i = 0; i < LOC_COUNT; i++) {
-		char *rel = vhd_locator_path(v, i);
+	char *first = NULL;
+	for (int i = 0; i <= LOC_COUNT; i++) {
+		char *rel;
+		if (i < LOC_COUNT)
+			rel = vhd_locator_path(v, i);
+		else if (v->parent_name && *v->parent_name && !strchr(v->parent_name, '/'))
+			rel = xstrdup(v->parent_name);
+		else
+			rel = NULL;
 		if (!rel)
 			continue;
 		char *p = path_relative_to(v->path, rel);
 		free(rel);
-		if (p && file_exists(p))
-			return p;
+		if (p && file_exists(p)) {
+			if (has_uuid(p, v->header.parent_uuid)) {
+				free(first);
+				return p;
+			}
+			if (!first) {
+				first = p;
+				continue;
+			}
+		}
 		free(p);
 	}
-	if (v->parent_name && *v->parent_name && !strchr(v->parent_name, '/')) {
-		char *p = path_relative_to(v->path, v->parent_name);
-		if (p && file_exists(p))
-			return p;
-		free(p);
-	}
+	if (first)   /* found a file, but not the right one: open_chain says why */
+		return first;
 	vhd_error(ENOENT, "%s: parent '%s' not found", v->path,
 	          v->parent_name ? v->parent_name : "");
 	return NULL;
