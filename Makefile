@@ -26,6 +26,9 @@ UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(B)/tests/%)
+# LD_PRELOAD fault injectors: never sanitized (they wrap libc for any binary).
+PRELOAD_SRC := $(wildcard tests/preload/*.c)
+PRELOAD_SO  := $(PRELOAD_SRC:tests/preload/%.c=$(B)/tests/%.so)
 
 all: $(B)/vhd $(B)/libvhdkit.so $(B)/libvhdkit.a $(B)/vhdkit.pc
 
@@ -55,10 +58,14 @@ $(B)/tests/%: tests/tools/%.c $(B)/libvhdkit.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libvhdkit.a $(LDLIBS)
 
+$(B)/tests/%.so: tests/preload/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -O2 -fPIC -shared -o $@ $< -ldl
+
 $(B)/vhdkit.pc: lib/vhdkit.pc.in
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
 
-tests-bin: all $(UNIT_BIN) $(TOOL_BIN)
+tests-bin: all $(UNIT_BIN) $(TOOL_BIN) $(PRELOAD_SO)
 
 deps:
 	@sh tests/install-deps.sh

@@ -1,0 +1,54 @@
+# functions.sh - sourced by every shell test (tests/test-*.sh).
+# Provides: VHD, VHDIO, CORPUS, TMP (removed on exit), fail, pass, requires,
+# expect_exit, content_sha (virtual content of a chain), raw_sha.
+set -u
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+B=${B:-build}
+case $B in /*) ;; *) B=$ROOT/$B ;; esac
+VHD=$B/vhd
+VHDIO=$B/tests/vhd-io
+CORPUS=${VHDKIT_CORPUS:-$ROOT/../shared/corpus}
+[ -d "$CORPUS" ] && CORPUS=$(cd "$CORPUS" && pwd)
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/vhdkit-test.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+export TZ=UTC LC_ALL=C
+
+fail() { echo "FAIL: $(basename "$0"): $*" >&2; exit 1; }
+pass() { echo "ok: $(basename "$0"): $*"; exit 0; }
+# A test that needs a tool fails (never skips) when it is missing:
+# tests/install-deps.sh installs them.
+requires() {
+	for c in "$@"; do
+		command -v "$c" >/dev/null 2>&1 || fail "required command '$c' not found (run tests/install-deps.sh)"
+	done
+}
+need_corpus() {
+	[ -f "$CORPUS/MANIFEST.tsv" ] || fail "corpus not found at $CORPUS (set VHDKIT_CORPUS)"
+}
+# expect_exit CODE CMD...: run CMD, fail unless it exits with CODE.
+expect_exit() {
+	want=$1; shift
+	"$@" >"$TMP/.out" 2>&1; got=$?
+	[ "$got" -eq "$want" ] || { cat "$TMP/.out" >&2; fail "'$*' exited $got, expected $want"; }
+	return 0
+}
+# sha256 of the virtual content of a VHD read through its chain.
+content_sha() {
+	"$VHDIO" cat "$1" | sha256sum | cut -d' ' -f1
+}
+raw_sha() { sha256sum <"$1" | cut -d' ' -f1; }
+# random bytes: rand_bytes COUNT_SECTORS > file
+rand_sectors() { head -c $(( $1 * 512 )) /dev/urandom; }
+# LD_PRELOAD fault injector (tests/preload/crashpoint.c):
+#   crash_run AT MODE SEED CMD...   run CMD crashing at counted call AT
+#   crash_count CMD...              run CMD normally, print the call count
+CRASHPOINT=$B/tests/crashpoint.so
+export ASAN_OPTIONS=${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}verify_asan_link_order=0
+crash_run() {
+	at=$1 mode=$2 seed=$3; shift 3
+	LD_PRELOAD=$CRASHPOINT CRASH_AT=$at CRASH_MODE=$mode CRASH_SEED=$seed "$@"
+}
+crash_count() {
+	LD_PRELOAD=$CRASHPOINT CRASH_COUNT_FILE=$TMP/.count "$@" >/dev/null 2>&1 || return 1
+	cat "$TMP/.count"
+}

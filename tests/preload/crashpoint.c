@@ -1,0 +1,305 @@
+/* crashpoint.c - LD_PRELOAD fault injector for crash-safety tests.
+ *
+ * Counts the calls that change files (pwrite, write, pwritev, ftruncate,
+ * fallocate, fsync, fdatasync on regular files or block devices; rename,
+ * unlink) and, at the CRASH_AT-th one (1-based), before performing it:
+ *   CRASH_MODE=kill       SIGKILL the process (a kill -9 at that point);
+ *   CRASH_MODE=powerloss  first undo a random subset (CRASH_SEED) of the
+ *                         writes and truncations not yet fsynced, as a power
+ *                         cut loses what was in the page cache, then SIGKILL;
+ *   CRASH_MODE=enospc|eio fail that call and every later one with the errno.
+ * CRASH_COUNT_FILE: at exit, the number of counted calls is written there,
+ * so a harness can pick crash points in [1, count].
+ * Renames and unlinks are treated as durable at once (not undone).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+enum mode { M_NONE, M_KILL, M_POWERLOSS, M_ENOSPC, M_EIO };
+
+struct undo {                 /* one unsynced change, undone newest first */
+	dev_t dev;
+	ino_t ino;
+	int fd;                   /* our own dup of the file */
+	off_t off;
+	size_t len;
+	unsigned char *old;       /* previous bytes within the old size */
+	off_t old_size;           /* file size before the change */
+	struct undo *prev;
+};
+
+static enum mode mode;
+static unsigned long crash_at, counted;
+static unsigned seed = 1;
+static int failing;
+static struct undo *undo_log;
+static size_t undo_bytes;
+
+static ssize_t (*real_pwrite)(int, const void *, size_t, off_t);
+static ssize_t (*real_write)(int, const void *, size_t);
+static ssize_t (*real_pwritev)(int, const struct iovec *, int, off_t);
+static int (*real_ftruncate)(int, off_t);
+static int (*real_fallocate)(int, int, off_t, off_t);
+static int (*real_fsync)(int);
+static int (*real_fdatasync)(int);
+static int (*real_rename)(const char *, const char *);
+static int (*real_renameat)(int, const char *, int, const char *);
+static int (*real_unlink)(const char *);
+static int (*real_unlinkat)(int, const char *, int);
+
+#define LOAD(name) real_##name = dlsym(RTLD_NEXT, #name)
+
+__attribute__((constructor)) static void crash_init(void)
+{
+	LOAD(pwrite); LOAD(write); LOAD(pwritev); LOAD(ftruncate);
+	LOAD(fallocate); LOAD(fsync); LOAD(fdatasync); LOAD(rename);
+	LOAD(renameat); LOAD(unlink); LOAD(unlinkat);
+	const char *m = getenv("CRASH_MODE"), *at = getenv("CRASH_AT");
+	const char *s = getenv("CRASH_SEED");
+	crash_at = at ? strtoul(at, NULL, 10) : 0;
+	if (s)
+		seed = (unsigned)strtoul(s, NULL, 10);
+	if (!crash_at || !m || !strcmp(m, "kill"))
+		mode = crash_at ? M_KILL : M_NONE;
+	else if (!strcmp(m, "powerloss"))
+		mode = M_POWERLOSS;
+	else if (!strcmp(m, "enospc"))
+		mode = M_ENOSPC;
+	else if (!strcmp(m, "eio"))
+		mode = M_EIO;
+	else
+		mode = M_KILL;
+}
+
+__attribute__((destructor)) static void crash_fini(void)
+{
+	const char *f = getenv("CRASH_COUNT_FILE");
+	if (!f)
+		return;
+	FILE *out = fopen(f, "w");
+	if (out) {
+		fprintf(out, "%lu\n", counted);
+		fclose(out);
+	}
+}
+
+static int is_file(int fd, struct stat *st)
+{
+	return fstat(fd, st) == 0 && (S_ISREG(st->st_mode) || S_ISBLK(st->st_mode));
+}
+
+static unsigned next_random(void)
+{
+	seed = seed * 1103515245u + 12345u;
+	return seed >> 16;
+}
+
+static void power_cut(void)
+{
+	for (struct undo *u = undo_log; u; u = u->prev) {
+		if (next_random() & 1)
+			continue;   /* this write happened to reach the disk */
+		if (u->old && u->len)
+			real_pwrite(u->fd, u->old, u->len, u->off);
+		struct stat st;
+		if (fstat(u->fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size != u->old_size)
+			real_ftruncate(u->fd, u->old_size);
+	}
+}
+
+/* Called before every counted call.  Returns -1 with errno set when the
+ * call must fail, 0 to perform it. */
+static int crash_point(void)
+{
+	counted++;
+	if (failing)
+		goto fail;
+	if (mode == M_NONE || counted != crash_at)
+		return 0;
+	switch (mode) {
+	case M_POWERLOSS:
+		power_cut();
+		/* fall through */
+	case M_KILL:
+		kill(getpid(), SIGKILL);
+		pause();
+		break;
+	default:
+		failing = 1;
+		goto fail;
+	}
+	return 0;
+fail:
+	errno = mode == M_ENOSPC ? ENOSPC : EIO;
+	return -1;
+}
+
+/* Remember what [off, off+len) of FD held, so a power cut can undo it. */
+static void record(int fd, const struct stat *st, off_t off, size_t len)
+{
+	if (mode != M_POWERLOSS || counted >= crash_at)
+		return;
+	struct undo *u = calloc(1, sizeof *u);
+	if (!u)
+		abort();
+	u->dev = st->st_dev;
+	u->ino = st->st_ino;
+	u->fd = fcntl(fd, F_DUPFD_CLOEXEC, 100);
+	u->off = off;
+	u->old_size = st->st_size;
+	if (S_ISREG(st->st_mode) && off < st->st_size) {
+		u->len = (size_t)(st->st_size - off) < len ? (size_t)(st->st_size - off) : len;
+		u->old = malloc(u->len);
+		if (!u->old || pread(fd, u->old, u->len, off) != (ssize_t)u->len)
+			abort();
+		undo_bytes += u->len;
+		if (undo_bytes > (1ull << 30)) {
+			fprintf(stderr, "crashpoint: more than 1 GiB not fsynced\n");
+			abort();
+		}
+	}
+	u->prev = undo_log;
+	undo_log = u;
+}
+
+/* fsync made FD's file durable: its changes can no longer be undone. */
+static void forget(int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st))
+		return;
+	for (struct undo **p = &undo_log; *p;) {
+		struct undo *u = *p;
+		if (u->dev == st.st_dev && u->ino == st.st_ino) {
+			*p = u->prev;
+			undo_bytes -= u->len;
+			close(u->fd);
+			free(u->old);
+			free(u);
+		} else {
+			p = &u->prev;
+		}
+	}
+}
+
+ssize_t pwrite(int fd, const void *buf, size_t len, off_t off)
+{
+	struct stat st;
+	if (is_file(fd, &st)) {
+		if (crash_point())
+			return -1;
+		record(fd, &st, off, len);
+	}
+	return real_pwrite(fd, buf, len, off);
+}
+ssize_t pwrite64(int fd, const void *buf, size_t len, off_t off)
+	__attribute__((alias("pwrite")));
+
+ssize_t write(int fd, const void *buf, size_t len)
+{
+	struct stat st;
+	if (is_file(fd, &st)) {
+		if (crash_point())
+			return -1;
+		off_t off = lseek(fd, 0, SEEK_CUR);
+		if (off >= 0)
+			record(fd, &st, off, len);
+	}
+	return real_write(fd, buf, len);
+}
+
+ssize_t pwritev(int fd, const struct iovec *iov, int n, off_t off)
+{
+	struct stat st;
+	if (is_file(fd, &st)) {
+		if (crash_point())
+			return -1;
+		size_t len = 0;
+		for (int i = 0; i < n; i++)
+			len += iov[i].iov_len;
+		record(fd, &st, off, len);
+	}
+	return real_pwritev(fd, iov, n, off);
+}
+ssize_t pwritev64(int fd, const struct iovec *iov, int n, off_t off)
+	__attribute__((alias("pwritev")));
+
+int ftruncate(int fd, off_t size)
+{
+	struct stat st;
+	if (is_file(fd, &st)) {
+		if (crash_point())
+			return -1;
+		if (size < st.st_size)
+			record(fd, &st, size, (size_t)(st.st_size - size));
+		else
+			record(fd, &st, st.st_size, 0);
+	}
+	return real_ftruncate(fd, size);
+}
+int ftruncate64(int fd, off_t size) __attribute__((alias("ftruncate")));
+
+int fallocate(int fd, int fmode, off_t off, off_t len)
+{
+	struct stat st;
+	if (is_file(fd, &st)) {
+		if (crash_point())
+			return -1;
+		record(fd, &st, off, (size_t)len);
+	}
+	return real_fallocate(fd, fmode, off, len);
+}
+int fallocate64(int fd, int fmode, off_t off, off_t len) __attribute__((alias("fallocate")));
+
+int fsync(int fd)
+{
+	struct stat st;
+	if (is_file(fd, &st) && crash_point())
+		return -1;
+	int rc = real_fsync(fd);
+	if (rc == 0)
+		forget(fd);
+	return rc;
+}
+
+int fdatasync(int fd)
+{
+	struct stat st;
+	if (is_file(fd, &st) && crash_point())
+		return -1;
+	int rc = real_fdatasync(fd);
+	if (rc == 0)
+		forget(fd);
+	return rc;
+}
+
+int rename(const char *from, const char *to)
+{
+	return crash_point() ? -1 : real_rename(from, to);
+}
+int renameat(int a, const char *from, int b, const char *to)
+{
+	return crash_point() ? -1 : real_renameat(a, from, b, to);
+}
+int unlink(const char *path)
+{
+	return crash_point() ? -1 : real_unlink(path);
+}
+int unlinkat(int dir, const char *path, int flags)
+{
+	return crash_point() ? -1 : real_unlinkat(dir, path, flags);
+}
