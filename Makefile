@@ -8,8 +8,8 @@ B        := build
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
             -fvisibility=hidden -Iinclude -Ilib -MMD -MP
-LDLIBS   := -luuid
-CLI_LIBS := $(LDLIBS) $(shell pkg-config --libs json-c 2>/dev/null || echo -ljson-c)
+LDLIBS   := -luuid $(shell pkg-config --libs json-c 2>/dev/null || echo -ljson-c)
+CLI_LIBS := $(LDLIBS)
 CFLAGS   += $(shell pkg-config --cflags json-c 2>/dev/null)
 
 ifeq ($(SANITIZE),1)

@@ -139,7 +139,11 @@ void progress_update(struct progress *p, uint64_t done)
 		return;
 	p->last = t;
 	double frac = p->total ? (double)done / (double)p->total : 1;
-	double rate = t > p->start ? (double)done / (t - p->start) : 0;
+	if (!p->started) {   /* a resumed job starts part done: rate from here */
+		p->started = true;
+		p->first = done;
+	}
+	double rate = t > p->start && done >= p->first ? (double)(done - p->first) / (t - p->start) : 0;
 	double eta = rate > 0 ? (double)(p->total - done) / rate : 0;
 	int width = 30, fill = (int)(frac * width);
 	char bar[31], a[32], b[32], r[32];

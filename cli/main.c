@@ -17,6 +17,9 @@ static const struct subcommand commands[] = {
 	{ "resize", cmd_resize, "grow the virtual size" },
 	{ "reparent", cmd_reparent, "point a differencing VHD at another parent" },
 	{ "convert", cmd_convert, "raw <-> VHD, or flatten a chain" },
+	{ "coalesce", cmd_coalesce, "merge a differencing VHD into its parent" },
+	{ "commit", cmd_commit, "merge every layer from a top down into a base" },
+	{ "recover", cmd_recover, "finish interrupted coalesce/commit operations" },
 };
 
 static int main_usage(FILE *out)
@@ -25,7 +28,8 @@ static int main_usage(FILE *out)
 	for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
 		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(out, "\n'vhd COMMAND --help' describes each command.\n"
-	             "Exit codes: 0 ok, 1 failed, 2 usage, 3 invalid image, 4 refused.\n");
+	             "Exit codes: 0 ok, 1 failed, 2 usage, 3 invalid image, 4 refused,\n"
+	             "5 stopped (resumable).\n");
 	return out == stdout ? EXIT_OK : EXIT_USAGE;
 }
 

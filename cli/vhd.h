@@ -16,7 +16,9 @@ enum {
 	EXIT_FAIL = 1,      /* the operation failed (I/O error, ...) */
 	EXIT_USAGE = 2,     /* bad command line */
 	EXIT_INVALID = 3,   /* the image is damaged or not a VHD */
-	EXIT_REFUSED = 4,   /* refused: file exists, in use, too deep, unsafe repair */
+	EXIT_REFUSED = 4,   /* refused: file exists, in use, too deep, unsafe repair,
+	                       not enough space */
+	EXIT_STOPPED = 5,   /* stopped on request (signal); resumable */
 };
 
 struct subcommand {
@@ -37,6 +39,11 @@ int cmd_resize(int argc, char **argv);
 int cmd_reparent(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_depth(int argc, char **argv);
+int cmd_coalesce(int argc, char **argv);
+int cmd_commit(int argc, char **argv);
+int cmd_recover(int argc, char **argv);
+
+
 
 /* Print "vhd: <library error>" and return the exit code its errno maps to. */
 int fail_lib(void);
@@ -61,6 +68,8 @@ void json_print(struct json_object *obj);
 struct progress {
 	const char *label;
 	uint64_t total, done;
+	uint64_t first;       /* done at the first update (a resumed job) */
+	bool started;
 	double start, last;
 	bool active;
 };
@@ -68,5 +77,35 @@ void progress_start(struct progress *p, const char *label, uint64_t total);
 void progress_update(struct progress *p, uint64_t done);
 void progress_end(struct progress *p);
 double now_seconds(void);
+
+/* merge.c: what coalesce, commit and recover share. */
+struct merge_cli {
+	struct vhd_coalesce_opts opts;
+	enum { PROGRESS_AUTO, PROGRESS_BAR, PROGRESS_JSON, PROGRESS_NONE } progress_mode;
+	struct progress bar;
+	const char *last_phase;
+	double last_json;
+};
+/* Parse one of the shared options (getopt_long codes below); returns 0 if
+ * handled, -1 on a bad value, 1 if OPT is not a shared option. */
+int merge_option(struct merge_cli *m, int opt, const char *arg);
+#define MERGE_OPTIONS                                                  \
+	{ "rate-limit", required_argument, NULL, 'r' },                    \
+	{ "progress", required_argument, NULL, 'P' },                      \
+	{ "batch-blocks", required_argument, NULL, 'B' },                  \
+	{ "no-space-check", no_argument, NULL, 'S' },                      \
+	{ "force", no_argument, NULL, 'f' }
+#define MERGE_OPTIONS_HELP                                                         \
+	"  -r, --rate-limit RATE   copy at most RATE bytes/s (K/M/G suffixes)\n"      \
+	"      --progress MODE     bar (a terminal's default), json (one object per\n" \
+	"                          line on stdout), none\n"                            \
+	"      --batch-blocks N    blocks per durable step (default 32)\n"            \
+	"      --no-space-check    do not refuse when free space looks too small\n"   \
+	"  -f, --force             merge into a base that is not hidden or has\n"\
+	"                          other children (their content changes)\n"
+/* Install SIGINT/SIGTERM handlers that ask the merge to stop, set the
+ * progress callback, and map the result to an exit code. */
+void merge_prepare(struct merge_cli *m);
+int merge_result(struct merge_cli *m, int rc, const char *what);
 
 #endif

@@ -246,7 +246,8 @@ enum vhd_coalesce_flags {
 	                                      the parent and delete the child */
 	VHD_COALESCE_NO_SPACE_CHECK = 1 << 1,
 	VHD_COALESCE_FORCE = 1 << 2,       /* merge into a visible (not hidden)
-	                                      parent; its content changes */
+	                                      or shared parent: its content, and
+	                                      that of its other children, change */
 };
 
 struct vhd_coalesce_opts {
@@ -263,9 +264,9 @@ struct vhd_coalesce_opts {
 /* Merge CHILD's data into its parent (blktap's semantics: CHILD is not
  * changed).  Sector-granular: the parent's sectors the child lacks survive,
  * also inside partly written child blocks; unwritten sectors are not copied.
- * The parent grows if the child is larger.  The parent must be hidden and
- * have no child but CHILD in its directory (else EBUSY; FORCE skips the
- * hidden test).  Journaled in the parent's directory; an interrupted run is
+ * The parent grows if the child is larger.  The parent must be hidden
+ * (else EPERM) and have no child but CHILD in its directory (else EBUSY);
+ * FORCE skips both tests.  Journaled in the parent's directory; an interrupted run is
  * resumed by the next call, or completed by vhd_recover().  Returns 0, or -1
  * (EINTR when stopped on request, ENOSPC when the parent's filesystem lacks
  * the space needed: the message gives the figure). */

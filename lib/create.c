@@ -295,11 +295,16 @@ static int locator_areas(const struct vhd *v, uint64_t *offset, size_t *bytes)
 
 VHD_EXPORT int vhd_reparent(const char *child_path, const char *parent_path)
 {
+	return vhd_reparent_file(child_path, parent_path, 0);
+}
+
+int vhd_reparent_file(const char *child_path, const char *parent_path, int open_flags)
+{
 	int rc = -1;
 	char *rel = NULL;
 	uint8_t *areas = NULL;
 	struct vhd *parent = NULL;
-	struct vhd *child = vhd_open(child_path, VHD_OPEN_RDWR | VHD_OPEN_NO_PARENT);
+	struct vhd *child = vhd_open(child_path, VHD_OPEN_RDWR | VHD_OPEN_NO_PARENT | open_flags);
 	if (!child)
 		return -1;
 	if (child->footer.type != VHD_TYPE_DIFF) {

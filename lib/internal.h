@@ -258,6 +258,11 @@ int vhd_find_source(struct vhd *v, uint64_t sector, uint64_t max, uint64_t *run,
 /* Read N sectors of V's own data at virtual SECTOR (V must hold them). */
 int vhd_read_sectors(struct vhd *v, void *buf, uint64_t sector, uint64_t n);
 
+/* vhd_reparent with extra vhd_open flags for the child (create.c):
+ * VHD_OPEN_NO_LOCK lets a coalesce re-point a child that is in use, which
+ * is safe because the child's content does not change. */
+int vhd_reparent_file(const char *child, const char *parent, int open_flags);
+
 /* Open a single file, no parent (open.c); LAX tolerates a bad primary footer
  * (uses the backup) and a bad batmap (ignored), for repair and info. */
 struct vhd *vhd_open_file(const char *path, int flags, bool lax);

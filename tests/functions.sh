@@ -2,6 +2,7 @@
 # Provides: VHD, VHDIO, CORPUS, TMP (removed on exit), fail, pass, requires,
 # expect_exit, content_sha (virtual content of a chain), raw_sha.
 set -u
+# Bash only (tests use local variables in these functions).
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 B=${B:-build}
 case $B in /*) ;; *) B=$ROOT/$B ;; esac
@@ -27,9 +28,9 @@ need_corpus() {
 }
 # expect_exit CODE CMD...: run CMD, fail unless it exits with CODE.
 expect_exit() {
-	want=$1; shift
+	local want_rc=$1 got; shift
 	"$@" >"$TMP/.out" 2>&1; got=$?
-	[ "$got" -eq "$want" ] || { cat "$TMP/.out" >&2; fail "'$*' exited $got, expected $want"; }
+	[ "$got" -eq "$want_rc" ] || { cat "$TMP/.out" >&2; fail "'$*' exited $got, expected $want_rc"; }
 	return 0
 }
 # sha256 of the virtual content of a VHD read through its chain.
@@ -45,10 +46,33 @@ rand_sectors() { head -c $(( $1 * 512 )) /dev/urandom; }
 CRASHPOINT=$B/tests/crashpoint.so
 export ASAN_OPTIONS=${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}verify_asan_link_order=0
 crash_run() {
-	at=$1 mode=$2 seed=$3; shift 3
-	LD_PRELOAD=$CRASHPOINT CRASH_AT=$at CRASH_MODE=$mode CRASH_SEED=$seed "$@"
+	local c_at=$1 c_mode=$2 c_seed=$3; shift 3
+	LD_PRELOAD=$CRASHPOINT CRASH_AT=$c_at CRASH_MODE=$c_mode CRASH_SEED=$c_seed "$@"
 }
 crash_count() {
 	LD_PRELOAD=$CRASHPOINT CRASH_COUNT_FILE=$TMP/.count "$@" >/dev/null 2>&1 || return 1
 	cat "$TMP/.count"
+}
+# random_writes FILE SIZE_MB COUNT MAX_SECTORS: COUNT writes of random data,
+# 1..MAX_SECTORS sectors each, at random sector offsets (crossing blocks).
+random_writes() {
+	local f=$1 total=$(( $2 * 2048 )) count=$3 max=$4 len off
+	for _ in $(seq "$count"); do
+		len=$(( (RANDOM * 32768 + RANDOM) % max + 1 ))
+		off=$(( (RANDOM * 32768 + RANDOM) % (total - len) ))
+		rand_sectors "$len" | "$VHDIO" write "$f" $((off * 512)) || return 1
+	done
+}
+# make_chain DIR LEVELS SIZE_MB WRITES: DIR/l0.vhd (dynamic) .. DIR/lN.vhd,
+# random writes in every level, every level but the leaf hidden.
+make_chain() {
+	local d=$1 levels=$2 size=$3 writes=$4 i
+	mkdir -p "$d"
+	"$VHD" create "$d/l0.vhd" "${size}M" >/dev/null || return 1
+	random_writes "$d/l0.vhd" "$size" "$writes" 600 || return 1
+	for i in $(seq "$levels"); do
+		"$VHD" snapshot "$d/l$((i - 1)).vhd" "$d/l$i.vhd" >/dev/null || return 1
+		"$VHD" set "$d/l$((i - 1)).vhd" hidden on >/dev/null || return 1
+		random_writes "$d/l$i.vhd" "$size" "$writes" 300 || return 1
+	done
 }

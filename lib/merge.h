@@ -1,0 +1,75 @@
+/* merge.h - coalesce/commit internals shared by coalesce.c, journal.c and
+ * relink.c.  Not installed. */
+#ifndef VHDKIT_MERGE_H
+#define VHDKIT_MERGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "internal.h"
+
+#define JOURNAL_PREFIX ".vhdkit-"
+#define JOURNAL_SUFFIX ".journal"
+#define MAX_MERGE_LAYERS VHD_MAX_CHAIN_DEPTH
+
+/* Identity of a file that must not change while it is merged: if a layer
+ * changed since the journal was written, the copy restarts from zero. */
+struct layer_stamp {
+	char *path;                /* absolute */
+	uint8_t uuid[16];
+	uint64_t size;
+	int64_t mtime_ns;
+};
+
+enum merge_phase { PHASE_COPY, PHASE_RELINK, PHASE_DELETE };
+
+/* The durable record of one coalesce/commit, kept beside the base as
+ * ".vhdkit-<base name>.journal" (JSON, replaced atomically). */
+struct journal {
+	char *path;                /* of the journal file itself */
+	char *op;                  /* "coalesce" or "commit" */
+	char *base;                /* absolute path */
+	uint8_t base_uuid[16];
+	unsigned nlayers;          /* files above the base, top first */
+	struct layer_stamp layers[MAX_MERGE_LAYERS];
+	bool relink;
+	enum merge_phase phase;
+	uint32_t next_block;       /* base blocks below this one are merged */
+	uint64_t bytes_done, bytes_total;
+	int64_t started;           /* unix time */
+};
+
+/* Journal path for BASE (caller frees). */
+char *journal_path_for(const char *base);
+/* Load PATH.  Returns 0, 1 if it does not exist, -1 if unreadable/invalid. */
+int journal_load(const char *path, struct journal *j);
+/* Write J atomically and durably (temp file, fsync, rename, fsync dir). */
+int journal_save(const struct journal *j);
+/* Remove J's file durably. */
+int journal_remove(const struct journal *j);
+void journal_free(struct journal *j);
+const char *phase_name(enum merge_phase p);
+
+/* Fill a stamp from the file at PATH (size, mtime) and UUID. */
+int stamp_file(struct layer_stamp *s, const char *path, const uint8_t uuid[16]);
+bool stamp_equal(const struct layer_stamp *a, const struct layer_stamp *b);
+
+/* fsync the directory holding PATH. */
+int fsync_parent_dir(const char *path);
+
+/* coalesce.c: run a merge (resuming its journal if there is one); finish
+ * one from a journal whose copy is done. */
+int merge_run(const char *top, const char *base, const char *op, bool relink,
+              const struct vhd_coalesce_opts *opts);
+int merge_resume_late(struct journal *j, const struct vhd_coalesce_opts *opts);
+
+/* Relink phase (relink.c): re-point every VHD in TOP's directory whose
+ * parent is TOP at BASE, then delete the merged layers. */
+int merge_relink(struct journal *j, const struct vhd_coalesce_opts *opts);
+int merge_delete(struct journal *j, const struct vhd_coalesce_opts *opts);
+/* Paths of the VHDs in DIR whose header names UUID as their parent
+ * (NULL-terminated, caller frees each and the array). */
+char **children_in_dir(const char *dir, const uint8_t uuid[16], const char *skip);
+void free_paths(char **paths);
+
+#endif

@@ -1,0 +1,190 @@
+/* relink.c - the end of a merge with relink: re-point the top's children
+ * at the base, delete the merged layers; and vhd_recover(). */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "merge.h"
+
+void free_paths(char **paths)
+{
+	for (char **p = paths; p && *p; p++)
+		free(*p);
+	free(paths);
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+	return a >= b && !strcmp(s + a - b, suffix);
+}
+
+static int push_path(char ***list, size_t *n, size_t *cap, char *path)
+{
+	if (!path)
+		return -1;
+	if (*n + 2 > *cap) {
+		size_t c = *cap ? 2 * *cap : 8;
+		char **l = realloc(*list, c * sizeof *l);
+		if (!l) {
+			free(path);
+			return vhd_error(ENOMEM, "out of memory");
+		}
+		*list = l;
+		*cap = c;
+	}
+	(*list)[(*n)++] = path;
+	(*list)[*n] = NULL;
+	return 0;
+}
+
+static char *join(const char *dir, const char *name)
+{
+	char p[PATH_MAX];
+	if ((size_t)snprintf(p, sizeof p, "%s/%s", dir, name) >= sizeof p) {
+		vhd_error(ENAMETOOLONG, "%s/%s: path too long", dir, name);
+		return NULL;
+	}
+	return xstrdup(p);
+}
+
+/* Is PATH a differencing VHD whose header names UUID as its parent?
+ * Damaged or foreign files simply are not. */
+static bool is_child_of(const char *path, const uint8_t uuid[16])
+{
+	struct vhd *v = vhd_open_file(path, VHD_OPEN_RDONLY | VHD_OPEN_NO_PARENT, true);
+	bool yes = v && v->footer.type == VHD_TYPE_DIFF && !memcmp(v->header.parent_uuid, uuid, 16);
+	vhd_free(v);
+	return yes;
+}
+
+static bool same_path(const char *a, const char *b)
+{
+	char ra[PATH_MAX], rb[PATH_MAX];
+	return b && realpath(a, ra) && realpath(b, rb) && !strcmp(ra, rb);
+}
+
+char **children_in_dir(const char *dir, const uint8_t uuid[16], const char *skip)
+{
+	DIR *d = opendir(dir);
+	if (!d) {
+		vhd_error(errno, "%s: %s", dir, strerror(errno));
+		return NULL;
+	}
+	char **list = xcalloc(1, sizeof *list);   /* an empty list, NULL-terminated */
+	size_t n = 0, cap = 1;
+	int rc = list ? 0 : -1;
+	struct dirent *e;
+	while (!rc && (e = readdir(d))) {
+		if (e->d_name[0] == '.' || !ends_with(e->d_name, ".vhd"))
+			continue;
+		char *p = join(dir, e->d_name);
+		if (!p) {
+			rc = -1;
+		} else if (same_path(p, skip) || !is_child_of(p, uuid)) {
+			free(p);
+		} else {
+			rc = push_path(&list, &n, &cap, p);
+		}
+	}
+	closedir(d);
+	if (rc) {
+		free_paths(list);
+		return NULL;
+	}
+	return list;
+}
+
+int merge_relink(struct journal *j, const struct vhd_coalesce_opts *opts)
+{
+	(void)opts;
+	const struct layer_stamp *top = &j->layers[0];
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof dir, "%s", top->path);
+	*strrchr(dir, '/') = 0;
+	char **children = children_in_dir(dir[0] ? dir : "/", top->uuid, top->path);
+	if (!children)
+		return -1;
+	int rc = 0;
+	for (char **c = children; !rc && *c; c++) {
+		vhd_debug(*c, "re-pointing at %s", j->base);
+		if (vhd_reparent_file(*c, j->base, VHD_OPEN_NO_LOCK))
+			rc = vhd_error_prefix("relink");
+	}
+	free_paths(children);
+	return rc;
+}
+
+/* Delete the merged layers, each only if it still is the file the journal
+ * names (same UUID): a path may have been reused. */
+int merge_delete(struct journal *j, const struct vhd_coalesce_opts *opts)
+{
+	(void)opts;
+	for (unsigned i = 0; i < j->nlayers; i++) {
+		const struct layer_stamp *s = &j->layers[i];
+		struct vhd *v = vhd_open_file(s->path, VHD_OPEN_RDONLY | VHD_OPEN_NO_PARENT, true);
+		if (!v) {
+			if (access(s->path, F_OK) && errno == ENOENT)
+				continue;   /* already deleted */
+			return vhd_error_prefix("delete");
+		}
+		bool same = !memcmp(v->footer.uuid, s->uuid, 16);
+		vhd_free(v);
+		if (!same)
+			return vhd_error(EEXIST, "%s: is no longer the merged file; not deleting it",
+			                 s->path);
+		if (unlink(s->path) && errno != ENOENT)
+			return vhd_error(errno, "%s: %s", s->path, strerror(errno));
+		if (fsync_parent_dir(s->path))
+			return -1;
+	}
+	return 0;
+}
+
+static bool is_journal_name(const char *name)
+{
+	return !strncmp(name, JOURNAL_PREFIX, strlen(JOURNAL_PREFIX)) &&
+	       ends_with(name, JOURNAL_SUFFIX);
+}
+
+static int recover_one(const char *path, const struct vhd_coalesce_opts *opts)
+{
+	struct journal j;
+	int r = journal_load(path, &j);
+	if (r)
+		return r > 0 ? 0 : -1;   /* gone meanwhile: nothing to do */
+	if (j.phase == PHASE_COPY) {
+		r = merge_run(j.layers[0].path, j.base, j.op, j.relink, opts);
+		journal_free(&j);
+		return r;
+	}
+	return merge_resume_late(&j, opts);
+}
+
+VHD_EXPORT int vhd_recover(const char *dir, const struct vhd_coalesce_opts *opts)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return vhd_error(errno, "%s: %s", dir, strerror(errno));
+	char **journals = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+	struct dirent *e;
+	while (!rc && (e = readdir(d)))
+		if (is_journal_name(e->d_name))
+			rc = push_path(&journals, &n, &cap, join(dir, e->d_name));
+	closedir(d);
+	int done = 0;
+	for (size_t i = 0; !rc && i < n; i++) {
+		if (recover_one(journals[i], opts))
+			rc = vhd_error_prefix(journals[i]);
+		else
+			done++;
+	}
+	free_paths(journals);
+	return rc ? -1 : done;
+}
