@@ -38,7 +38,7 @@ int cmd_coalesce(int argc, char **argv)
 	};
 	struct merge_cli m = { 0 };
 	int opt;
-	while ((opt = getopt_long(argc, argv, "lr:fh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "lr:B:fh", longopts, NULL)) != -1) {
 		if (opt == 'l')
 			m.opts.flags |= VHD_COALESCE_RELINK;
 		else if (opt == 'h')

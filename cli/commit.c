@@ -37,7 +37,7 @@ int cmd_commit(int argc, char **argv)
 	struct merge_cli m = { 0 };
 	const char *base = NULL;
 	int opt;
-	while ((opt = getopt_long(argc, argv, "b:lr:fh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "b:lr:B:fh", longopts, NULL)) != -1) {
 		if (opt == 'b')
 			base = optarg;
 		else if (opt == 'l')

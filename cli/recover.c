@@ -29,7 +29,7 @@ int cmd_recover(int argc, char **argv)
 	};
 	struct merge_cli m = { 0 };
 	int opt;
-	while ((opt = getopt_long(argc, argv, "r:fh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "r:B:fh", longopts, NULL)) != -1) {
 		if (opt == 'h')
 			return usage(help, false);
 		if (merge_option(&m, opt, optarg))

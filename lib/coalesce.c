@@ -177,7 +177,7 @@ static uint64_t runs_sectors(const struct run *r, unsigned n)
 
 static bool block_is_new(const struct merge *m, uint32_t b)
 {
-	return !is_fixed(m->base) && m->base->bat[b] == BAT_UNUSED;
+	return !is_fixed(m->base) && (b >= m->base->bat_entries || m->base->bat[b] == BAT_UNUSED);
 }
 
 /* Count the bytes to copy (all, and from the next block on) and the blocks
@@ -655,9 +655,8 @@ static int alloc_buffers(struct merge *m)
 	m->block_sectors = is_fixed(v) ? FIXED_CHUNK_SECTORS : v->block_sectors;
 	m->top_sectors = m->top->footer.curr_size / SECTOR;
 	uint64_t blocks = div_round_up(m->top_sectors, m->block_sectors);
-	if (!is_fixed(v) && blocks > v->bat_entries)
-		return vhd_error(EINVAL, "%s: its BAT (%u blocks) cannot hold the top's %llu blocks",
-		                 v->path, v->bat_entries, (unsigned long long)blocks);
+	if (blocks > UINT32_MAX)
+		return vhd_error(EINVAL, "%s: too many blocks", m->top->path);
 	m->blocks = (uint32_t)blocks;
 	unsigned batch = m->opts->batch_blocks ? m->opts->batch_blocks : DEFAULT_BATCH_BLOCKS;
 	m->batch = batch > MAX_BATCH_BLOCKS ? MAX_BATCH_BLOCKS : batch;
@@ -703,11 +702,13 @@ static int setup(struct merge *m, const char *top, const char *base, const char 
 		return 0;
 	if (!m->resumed)
 		m->j.started = (int64_t)time(NULL);
-	if (journal_save(&m->j) || grow_base(m) || alloc_buffers(m))
-		return -1;
 	report(m, "prepare", true);
-	if (survey(m, !m->resumed) || check_space(m))
+	if (alloc_buffers(m) || survey(m, !m->resumed) || check_space(m) ||
+	    journal_save(&m->j) || grow_base(m))
 		return -1;
+	if (!is_fixed(m->base) && m->blocks > m->base->bat_entries)
+		return vhd_error(EINVAL, "%s: its BAT (%u blocks) cannot hold the top's %u blocks",
+		                 m->base->path, m->base->bat_entries, m->blocks);
 	return 0;
 }
 
