@@ -1,0 +1,577 @@
+/* vhdutil-check.c - `vhd-util check`: blktap's checks, in blktap's order,
+ * stopping at the first problem with blktap's message, then dumping the
+ * metadata as `vhd-util read -p` does.
+ *
+ * Fixed here (see the man page): the BAT overlap test is O(n log n) instead
+ * of O(n^2) (same message: the first block in BAT order that overlaps, and
+ * the first block it overlaps); `-b` finds data in any byte of a sector
+ * whose bitmap bit is clear (blktap misses sectors whose first byte is not
+ * zero). */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vhdutil.h"
+
+struct check_opts {
+	bool ignore_footer;   /* -i: a primary footer of 0xc7 bytes (opened) */
+	bool ignore_uuids;    /* -I */
+	bool ignore_time;     /* -t */
+	bool bitmaps;         /* -b */
+	bool stats;           /* -s */
+};
+
+static int print_err(int err, const char *fmt, const char *what)
+{
+	printf(fmt, what);
+	return err;
+}
+
+static bool footer_opened(const uint8_t *raw)
+{
+	for (int i = 0; i < (int)FOOTER_SIZE; i++)
+		if (raw[i] != 0xc7)
+			return false;
+	return true;
+}
+
+static bool old_tap_hidden(const struct vhd_footer *f)
+{
+	return f->hidden && !memcmp(f->creator_app, "tap", 3) &&
+	       (f->creator_version == 0x00000001u || f->creator_version == 0x00010001u);
+}
+
+static int check_backup(struct vu_ctx *c, uint8_t *primary_raw, const struct check_opts *o,
+                        bool opened, struct vhd_footer *out)
+{
+	uint8_t raw[FOOTER_SIZE];
+	struct vhd_footer b;
+	const char *msg;
+	int err = vu_pread(c, raw, FOOTER_SIZE, 0);
+	if (err) {
+		printf("error reading backup footer: %d\n", err);
+		return err;
+	}
+	footer_decode(&b, raw);
+	if ((msg = footer_invalid(&b, true, !o->ignore_time)))
+		return print_err(-EINVAL, "backup footer invalid: %s\n", msg);
+	if (memcmp(primary_raw, raw, FOOTER_SIZE)) {
+		struct vhd_footer t = b;
+		uint8_t traw[FOOTER_SIZE];
+		t.hidden = 0;
+		footer_encode(traw, &t);
+		if (!(opened && o->ignore_footer) &&
+		    !(old_tap_hidden(&b) && !memcmp(primary_raw, traw, FOOTER_SIZE))) {
+			printf("primary and backup footers do not match\n");
+			return -EINVAL;
+		}
+		if (opened)
+			memcpy(primary_raw, raw, FOOTER_SIZE);
+	}
+	footer_decode(out, primary_raw);
+	return 0;
+}
+
+static int check_footer(struct vu_ctx *c, const struct check_opts *o, struct vhd_footer *out)
+{
+	uint8_t raw[FOOTER_SIZE] = { 0 };
+	uint64_t len = c->size % SECTOR ? SECTOR - 1 : SECTOR;
+	const char *msg;
+	if (c->size < len) {
+		printf("error calculating end of file: %d\n", -EINVAL);
+		return -EINVAL;
+	}
+	if (vu_pread(c, raw, len, c->size - len)) {
+		printf("error reading primary footer: %d\n", -EIO);
+		return -EIO;
+	}
+	bool opened = footer_opened(raw);
+	footer_decode(out, raw);
+	msg = footer_invalid(out, true, !o->ignore_time);
+	if (msg && !(opened && o->ignore_footer))
+		return print_err(-EINVAL, "primary footer invalid: %s\n", msg);
+	if (!msg && out->type == VHD_TYPE_FIXED)
+		return 0;
+	return check_backup(c, raw, o, opened, out);
+}
+
+static const char *header_problem(const struct vhd_header *h, uint64_t eof)
+{
+	if (memcmp(h->cookie, "cxsparse", 8))
+		return "invalid cookie";
+	if (header_checksum(h) != h->checksum)
+		return "invalid checksum";
+	if (h->version != VHD_VERSION)
+		return "invalid header version";
+	if (h->data_offset != DD_OFFSET_NONE)
+		return "invalid data offset";
+	if (!h->table_offset || h->table_offset % SECTOR || eof < FOOTER_SIZE ||
+	    h->table_offset + (uint64_t)h->max_bat_entries * 4 > eof - FOOTER_SIZE)
+		return "invalid table offset";
+	if (!h->block_size || h->block_size & (h->block_size - 1))
+		return "invalid block size";
+	if (h->reserved1 || !is_zero(h->reserved2, sizeof h->reserved2))
+		return "invalid reserved bits";
+	return NULL;
+}
+
+static int check_header(struct vu_ctx *c, const struct vhd_footer *f)
+{
+	uint8_t raw[HEADER_SIZE];
+	struct vhd_header h;
+	const char *msg;
+	int err = f->data_offset > c->size ? -EIO : vu_pread(c, raw, HEADER_SIZE, f->data_offset);
+	if (err) {
+		printf("error reading header: %d\n", err);
+		return err;
+	}
+	header_decode(&h, raw);
+	if ((msg = header_problem(&h, c->size)))
+		return print_err(-EINVAL, "header is invalid: %s\n", msg);
+	return 0;
+}
+
+static const char *differencing_problem(const struct vhd_header *h, uint32_t type,
+                                        const struct check_opts *o)
+{
+	static const uint8_t zero_uuid[16];
+	if (type == VHD_TYPE_DIFF) {
+		char *name;
+		uint32_t now = vhd_time_from_unix(time(NULL));
+		if (!o->ignore_time && h->parent_timestamp > now + 1800u)
+			return "parent creation time in future";
+		if (vu_parent_name(h, &name))
+			return "invalid parent name";
+		free(name);
+		return NULL;
+	}
+	if (!is_zero(h->parent_name, sizeof h->parent_name))
+		return "invalid non-null parent name";
+	for (int i = 0; i < LOC_COUNT; i++)
+		if (h->loc[i].code || h->loc[i].data_space || h->loc[i].data_len ||
+		    h->loc[i].reserved || h->loc[i].data_offset)
+			return "invalid non-null parent locators";
+	if (memcmp(h->parent_uuid, zero_uuid, 16))
+		return "invalid non-null parent uuid";
+	if (h->parent_timestamp)
+		return "invalid non-zero parent timestamp";
+	return NULL;
+}
+
+struct bat_entry {
+	uint32_t off, block;
+};
+
+static int cmp_entry(const void *a, const void *b)
+{
+	const struct bat_entry *x = a, *y = b;
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+static bool near(uint32_t a, uint32_t b, uint32_t span)
+{
+	return (a > b ? a - b : b - a) < span;
+}
+
+/* overlaps[i]: block i overlaps another; found by sorting, O(n log n). */
+static bool *find_overlaps(const struct vu_ctx *c, uint32_t blocks, uint32_t span)
+{
+	struct bat_entry *e = malloc(((size_t)blocks + 1) * sizeof *e);
+	bool *overlaps = calloc((size_t)blocks + 1, 1);
+	size_t n = 0;
+	if (!e || !overlaps) {
+		free(e);
+		free(overlaps);
+		return NULL;
+	}
+	for (uint32_t i = 0; i < blocks; i++)
+		if (c->bat[i] != BAT_UNUSED)
+			e[n++] = (struct bat_entry){ c->bat[i], i };
+	qsort(e, n, sizeof *e, cmp_entry);
+	for (size_t k = 1; k < n; k++)
+		if (near(e[k - 1].off, e[k].off, span))
+			overlaps[e[k - 1].block] = overlaps[e[k].block] = true;
+	free(e);
+	return overlaps;
+}
+
+static int report_overlap(const struct vu_ctx *c, uint32_t i, uint32_t blocks, uint32_t span)
+{
+	for (uint32_t j = 0; j < blocks; j++) {
+		if (j == i || c->bat[j] == BAT_UNUSED || !near(c->bat[i], c->bat[j], span))
+			continue;
+		printf("block %u (offset 0x%x) clobbers block %u (offset 0x%x)\n", i, c->bat[i], j,
+		       c->bat[j]);
+		break;
+	}
+	return -EINVAL;
+}
+
+static int check_bat(struct vu_ctx *c)
+{
+	uint64_t eof = c->size, eoh;
+	int err;
+	if (eof % SECTOR) {
+		if (eof % SECTOR != SECTOR - 1) {
+			printf("invalid file size: 0x%" PRIx64 "\n", eof);
+			return -EINVAL;
+		}
+		eof++;
+	}
+	if ((err = vu_get_bat(c))) {
+		printf("error reading bat: %d\n", err);
+		return err;
+	}
+	if ((err = vu_end_of_headers(c, &eoh))) {
+		printf("error calculating end of metadata: %d\n", err);
+		return err;
+	}
+	eof = (eof - FOOTER_SIZE) / SECTOR;
+	eoh /= SECTOR;
+	uint32_t span = c->spb + c->bm_secs;
+	uint64_t blocks = c->footer.curr_size / c->header.block_size;
+	if (blocks > c->header.max_bat_entries) {
+		printf("VHD size (%u blocks) exceeds BAT size (%u)\n", (unsigned)blocks,
+		       c->header.max_bat_entries);
+		return -EINVAL;
+	}
+	bool *overlaps = find_overlaps(c, (uint32_t)blocks, span);
+	if (!overlaps)
+		return -ENOMEM;
+	for (uint32_t i = 0; !err && i < blocks; i++) {
+		uint32_t off = c->bat[i];
+		if (off == BAT_UNUSED)
+			continue;
+		if (off < eoh) {
+			printf("block %u (offset 0x%x) clobbers headers\n", i, off);
+			err = -EINVAL;
+		} else if ((uint64_t)off + span > eof) {
+			printf("block %u (offset 0x%x) clobbers footer\n", i, off);
+			err = -EINVAL;
+		} else if (overlaps[i]) {
+			err = report_overlap(c, i, (uint32_t)blocks, span);
+		}
+	}
+	free(overlaps);
+	return err;
+}
+
+static const char *batmap_problem(struct vu_ctx *c)
+{
+	const struct vhd_batmap_header *b = &c->batmap;
+	if (memcmp(b->cookie, "tdbatmap", 8))
+		return "invalid cookie";
+	if (b->version > BATMAP_VERSION)
+		return "unsupported batmap version";
+	if (vu_batmap_checksum(c) != b->checksum)
+		return "invalid checksum";
+	if (!b->map_sectors)
+		return "invalid size zero";
+	if ((uint64_t)b->map_sectors * SECTOR * 8 < c->header.max_bat_entries)
+		return "batmap-BAT size mismatch";
+	if (!b->map_offset || b->map_offset % SECTOR)
+		return "invalid batmap offset";
+	if (b->map_offset + (uint64_t)b->map_sectors * SECTOR > c->size - FOOTER_SIZE)
+		return "invalid batmap size";
+	return NULL;
+}
+
+static int check_batmap(struct vu_ctx *c)
+{
+	const char *msg;
+	int err;
+	if ((err = vu_get_bat(c))) {
+		printf("error reading bat: %d\n", err);
+		return err;
+	}
+	if ((err = vu_get_batmap(c))) {
+		printf("error reading batmap: %d\n", err);
+		return err;
+	}
+	if ((msg = batmap_problem(c)))
+		return print_err(-EINVAL, "batmap is invalid: %s\n", msg);
+	for (uint64_t i = 0; i < c->footer.curr_size >> 21; i++) {
+		if (vu_batmap_test(c, i) && (i >= c->header.max_bat_entries || c->bat[i] == BAT_UNUSED)) {
+			printf("batmap shows unallocated block %u full\n", (unsigned)i);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static const char *locator_problem(struct vu_ctx *c, const struct vhd_locator *l)
+{
+	switch (l->code) {
+	case 0:
+		return l->data_space || l->data_len || l->reserved || l->data_offset
+		       ? "non-zero locator" : NULL;
+	case LOC_MACX: case LOC_W2KU: case LOC_W2RU:
+	case 0x57693272u: case 0x5769326Bu: case 0x4D616320u:
+		break;
+	default:
+		return "invalid platform code";
+	}
+	if (!l->data_offset)
+		return "invalid data offset";
+	if (!l->data_space)
+		return "invalid data space";
+	if (!l->data_len)
+		return "invalid data length";
+	if (c->size < FOOTER_SIZE || l->data_offset + vu_locator_size(l) > c->size - FOOTER_SIZE)
+		return "invalid size";
+	if (l->reserved)
+		return "invalid reserved bits";
+	return NULL;
+}
+
+static const char *parent_problem(struct vu_ctx *c, const char *location, bool ignore_uuids)
+{
+	struct vu_ctx p;
+	if (vu_open(&p, location, VU_OPEN_IGNORE_DISABLED))
+		return "error opening parent";
+	bool differ = memcmp(c->header.parent_uuid, p.footer.uuid, 16) != 0;
+	vu_close(&p);
+	return differ && !ignore_uuids ? "invalid parent uuid" : NULL;
+}
+
+/* One locator: 0 when it resolves to the right parent, 1 when it is of a
+ * kind that is not followed, or -errno after printing why. */
+static int check_locator(struct vu_ctx *c, int i, const char *pname, bool ignore_uuids)
+{
+	const struct vhd_locator *l = &c->header.loc[i];
+	char *ppath = NULL, *location = NULL;
+	const char *msg;
+	int err;
+	if (l->code != LOC_MACX && l->code != LOC_W2RU && l->code != LOC_W2KU)
+		return 1;
+	if ((err = vu_locator_read(c, l, &ppath))) {
+		printf("error reading parent locator %d: %d\n", i, err);
+		return err;
+	}
+	char *copy = strdup(ppath);
+	const char *file = copy ? basename(copy) : "";
+	if (strcmp(pname, file)) {
+		printf("parent locator %d name (%s) does not match header name (%s)\n", i, file,
+		       pname);
+		err = -EINVAL;
+	} else if ((err = vu_find_parent(c, ppath, &location))) {
+		printf("error resolving %s: %d\n", ppath, err);
+	} else if ((msg = parent_problem(c, location, ignore_uuids))) {
+		printf("invalid parent %s: %s\n", location, msg);
+		err = -EINVAL;
+	}
+	free(copy);
+	free(ppath);
+	free(location);
+	return err;
+}
+
+static int check_parent_locators(struct vu_ctx *c, bool ignore_uuids)
+{
+	char *pname;
+	int err, found = 0, seen[8] = { 0 };
+	static const uint32_t codes[] = { LOC_MACX, 0x4D616320u, LOC_W2KU, LOC_W2RU,
+	                                  0x57693272u, 0x5769326Bu };
+	if ((err = vu_parent_name(&c->header, &pname))) {
+		printf("error decoding parent name: %d\n", err);
+		return err;
+	}
+	for (int i = 0; i < LOC_COUNT && !err; i++) {
+		const struct vhd_locator *l = &c->header.loc[i];
+		const char *msg = locator_problem(c, l);
+		if (msg) {
+			printf("invalid parent locator %d: %s\n", i, msg);
+			err = -EINVAL;
+			break;
+		}
+		if (!l->code)
+			continue;
+		for (int k = 0; k < 6; k++) {
+			if (codes[k] == l->code && seen[k]++) {
+				printf("duplicate platform code in locator %d: 0x%x\n", i, l->code);
+				err = -EINVAL;
+			}
+		}
+		int r = err ? err : check_locator(c, i, pname, ignore_uuids);
+		if (r < 0)
+			err = r;
+		found += r == 0;
+	}
+	if (!err && !found) {
+		printf("could not find parent %s\n", pname);
+		err = -EINVAL;
+	}
+	free(pname);
+	return err;
+}
+
+/* -b: every sector whose bitmap bit is clear must hold zeros (any byte). */
+static int check_bitmaps(struct vu_ctx *c)
+{
+	size_t bm = (size_t)c->bm_secs * SECTOR;
+	uint8_t *map = malloc(bm), *data = malloc(c->header.block_size);
+	int err = map && data ? 0 : -ENOMEM;
+	for (uint32_t b = 0; !err && b < c->header.max_bat_entries; b++) {
+		if (c->bat[b] == BAT_UNUSED)
+			continue;
+		uint64_t off = (uint64_t)c->bat[b] * SECTOR;
+		if ((err = vu_pread(c, map, bm, off)) ||
+		    (err = vu_pread(c, data, c->header.block_size, off + bm))) {
+			printf("error reading block 0x%x: %d\n", b, err);
+			break;
+		}
+		for (uint32_t s = 0; s < c->spb; s++) {
+			if (!bit_test(map, s) && !is_zero(data + (size_t)s * SECTOR, SECTOR)) {
+				printf("sector 0x%x of block 0x%x has data where bitmap is clear\n", s, b);
+				err = -EINVAL;
+				break;
+			}
+		}
+	}
+	free(map);
+	free(data);
+	return err;
+}
+
+static void print_stats(struct vu_ctx *c, const char *name)
+{
+	uint64_t allocated = 0, full = 0;
+	for (uint32_t b = 0; b < c->header.max_bat_entries; b++) {
+		allocated += c->bat[b] != BAT_UNUSED;
+		full += c->bat[b] != BAT_UNUSED && vu_batmap_test(c, b);
+	}
+	printf("%s: %" PRIu64 " of %u blocks allocated, %" PRIu64 " full\n", name, allocated,
+	       c->header.max_bat_entries, full);
+}
+
+static int check_dynamic(struct vu_ctx *c, const char *name, const struct check_opts *o)
+{
+	const char *msg = differencing_problem(&c->header, c->footer.type, o);
+	int err;
+	if (msg)
+		return print_err(-EINVAL, "differencing header is invalid: %s\n", msg);
+	if ((err = check_bat(c)))
+		return err;
+	if (vu_has_batmap(c) && (err = check_batmap(c)))
+		return err;
+	if (c->footer.type == VHD_TYPE_DIFF && (err = check_parent_locators(c, o->ignore_uuids)))
+		return err;
+	if (o->bitmaps && (err = check_bitmaps(c)))
+		return err;
+	printf("%s is valid\n", name);
+	if (o->stats)
+		print_stats(c, name);
+	return 0;
+}
+
+static int check_vhd(const char *name, const struct check_opts *o)
+{
+	struct stat st;
+	struct vu_ctx raw = { .fd = -1 }, c = { .fd = -1 };
+	struct vhd_footer footer;
+	bool blk;
+	int err;
+
+	if (stat(name, &st) < 0) {
+		printf("cannot stat %s: %d\n", name, errno);
+		return -errno;
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+		printf("%s is not a regular file or block device\n", name);
+		return -EINVAL;
+	}
+	raw.fd = open(name, O_RDONLY | O_CLOEXEC);
+	if (raw.fd < 0) {
+		err = -errno;
+		printf("error opening %s\n", name);
+		return err;
+	}
+	err = fd_size(raw.fd, name, &raw.size, &blk) ? -EIO : check_footer(&raw, o, &footer);
+	if (err || (footer.type != VHD_TYPE_DYNAMIC && footer.type != VHD_TYPE_DIFF))
+		goto out;
+	if ((err = check_header(&raw, &footer)))
+		goto out;
+	if ((err = vu_open(&c, name, VU_OPEN_IGNORE_DISABLED)))
+		goto out;
+	err = check_dynamic(&c, name, o);
+	vu_close(&c);
+out:
+	close(raw.fd);
+	if (err) {
+		printf("%s appears invalid; dumping metadata\n", name);
+		vu_read_print(name);
+	}
+	return err;
+}
+
+static int check_parents(const char *name, const struct check_opts *o)
+{
+	char *cur = strdup(name), *parent;
+	struct vu_ctx c;
+	int err = cur ? 0 : -ENOMEM;
+	while (!err) {
+		if ((err = vu_open(&c, cur, VU_OPEN_IGNORE_DISABLED)))
+			break;
+		if (c.footer.type != VHD_TYPE_DIFF) {
+			vu_close(&c);
+			break;
+		}
+		err = vu_parent_get(&c, &parent);
+		vu_close(&c);
+		if (err) {
+			printf("error getting parent: %d\n", err);
+			break;
+		}
+		free(cur);
+		cur = parent;
+		err = check_vhd(cur, o);
+	}
+	if (err)
+		printf("error checking parents: %d\n", err);
+	free(cur);
+	return err;
+}
+
+static int check_usage(int err)
+{
+	printf("options: -n <file> [-i ignore missing primary footers] "
+	       "[-I ignore parent uuids] [-t ignore timestamps] "
+	       "[-B accept blank batmap bits (ignored: vhdkit never needs it)] "
+	       "[-p check parents] [-b check bitmaps] [-s stats] [-h help]\n");
+	return err;
+}
+
+int vu_check(int argc, char **argv)
+{
+	struct check_opts o = { 0 };
+	const char *name = NULL;
+	bool parents = false;
+	int ch;
+	while ((ch = getopt(argc, argv, "n:iItpbBsh")) != -1) {
+		switch (ch) {
+		case 'n': name = optarg; break;
+		case 'i': o.ignore_footer = true; break;
+		case 'I': o.ignore_uuids = true; break;
+		case 't': o.ignore_time = true; break;
+		case 'p': parents = true; break;
+		case 'b': o.bitmaps = true; break;
+		case 'B': break;
+		case 's': o.stats = true; break;
+		case 'h': return check_usage(0);
+		default: return check_usage(-EINVAL);
+		}
+	}
+	if (!name || optind != argc)
+		return check_usage(-EINVAL);
+	int err = check_vhd(name, &o);
+	if (!err && parents)
+		err = check_parents(name, &o);
+	return err;
+}
