@@ -30,7 +30,11 @@ TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(B)/tests/%)
 PRELOAD_SRC := $(wildcard tests/preload/*.c)
 PRELOAD_SO  := $(PRELOAD_SRC:tests/preload/%.c=$(B)/tests/%.so)
 
-all: $(B)/vhd $(B)/libvhdkit.so $(B)/libvhdkit.a $(B)/vhdkit.pc
+all: $(B)/vhd $(B)/vhd-util $(B)/libvhdkit.so $(B)/libvhdkit.a $(B)/vhdkit.pc
+
+# vhd-util: blktap's command line, chosen by the name the binary runs as.
+$(B)/vhd-util: $(B)/vhd
+	ln -sf vhd $@
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -89,6 +93,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
 	    $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(B)/vhd $(DESTDIR)$(PREFIX)/bin/vhd
+	ln -sf vhd $(DESTDIR)$(PREFIX)/bin/vhd-util
 	install -m 644 $(B)/libvhdkit.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(B)/libvhdkit.so $(DESTDIR)$(PREFIX)/lib/libvhdkit.so.0
 	ln -sf libvhdkit.so.0 $(DESTDIR)$(PREFIX)/lib/libvhdkit.so

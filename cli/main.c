@@ -1,8 +1,10 @@
 /* main.c - the `vhd` command: dispatch to one subcommand per file. */
+#include <libgen.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "vhd.h"
+#include "vhdutil.h"
 
 static const struct subcommand commands[] = {
 	{ "create", cmd_create, "create a dynamic or fixed VHD" },
@@ -35,6 +37,9 @@ static int main_usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+	/* installed as vhd-util (a symlink): blktap's command line */
+	if (argc > 0 && !strcmp(basename(argv[0]), "vhd-util"))
+		return vhdutil_main(argc, argv);
 	if (argc < 2)
 		return main_usage(stderr);
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))
