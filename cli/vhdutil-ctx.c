@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -348,15 +349,14 @@ int vu_find_parent(struct vu_ctx *c, const char *name, char **location)
 	char *self = realpath(c->file, NULL);
 	if (!self)
 		return -errno;
-	char *joined = malloc(strlen(self) + strlen(name) + 2);
-	if (!joined) {
-		free(self);
-		return -ENOMEM;
-	}
-	strcpy(joined, self);
-	strcpy(joined, dirname(joined));
-	strcat(strcat(joined, "/"), name);
+	const char *dir = dirname(self);
+	size_t len = strlen(dir) + strlen(name) + 2;
+	char *joined = malloc(len);
+	if (joined)
+		snprintf(joined, len, "%s/%s", dir, name);
 	free(self);
+	if (!joined)
+		return -ENOMEM;
 	*location = realpath(joined, NULL);
 	int err = *location ? 0 : -errno;
 	free(joined);

@@ -237,7 +237,8 @@ static void print_tree(struct scan *s, struct image *im, int depth)
 
 static void print_forest(struct scan *s)
 {
-	qsort(s->images, s->nimages, sizeof *s->images, cmp_image);
+	if (s->nimages)
+		qsort(s->images, s->nimages, sizeof *s->images, cmp_image);
 	for (size_t i = 0; i < s->nimages; i++) {
 		struct image *im = &s->images[i], key = { .name = im->parent };
 		if (!im->parent)
