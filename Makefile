@@ -7,8 +7,8 @@ CC       ?= cc
 B        := build
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
-            -fvisibility=hidden -Iinclude -Ilib -MMD -MP
-LDLIBS   := -luuid $(shell pkg-config --libs json-c 2>/dev/null || echo -ljson-c)
+            -fvisibility=hidden -Iinclude -Ilib -MMD -MP -pthread
+LDLIBS   := -pthread -luuid $(shell pkg-config --libs json-c 2>/dev/null || echo -ljson-c)
 CLI_LIBS := $(LDLIBS)
 CFLAGS   += $(shell pkg-config --cflags json-c 2>/dev/null)
 
@@ -45,7 +45,7 @@ $(B)/pic/%.o: %.c
 	$(CC) $(CFLAGS) -fPIC -c $< -o $@
 
 $(B)/libvhdkit.a: $(LIB_OBJ)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 
 $(B)/libvhdkit.so: $(PIC_OBJ) lib/vhdkit.map
 	$(CC) -shared -Wl,-soname,libvhdkit.so.0 -Wl,--version-script=lib/vhdkit.map \

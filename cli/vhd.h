@@ -99,7 +99,7 @@ int merge_option(struct merge_cli *m, int opt, const char *arg);
 	"  -r, --rate-limit RATE   copy at most RATE bytes/s (K/M/G suffixes)\n"      \
 	"      --progress MODE     bar (a terminal's default), json (one object per\n" \
 	"                          line on stdout), none\n"                            \
-	"  -B, --batch-blocks N    blocks per durable step (default 32)\n"            \
+	"  -B, --batch-blocks N    blocks per durable step (default 256)\n"            \
 	"      --no-space-check    do not refuse when free space looks too small\n"   \
 	"  -f, --force             merge into a base that is not hidden or has\n"\
 	"                          other children (their content changes)\n"

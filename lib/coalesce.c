@@ -31,16 +31,15 @@
 
 #include "merge.h"
 
-#define DEFAULT_BATCH_BLOCKS 32u
+#define DEFAULT_BATCH_BLOCKS 256u
+#define BATCH_SECONDS 2.0            /* make progress durable at least this often */
 #define MAX_BATCH_BLOCKS 1024u
-#define READ_GAP_SECTORS 128u        /* read across gaps up to 64 KiB */
 #define FIXED_CHUNK_SECTORS 4096u    /* 2 MiB steps over a fixed base */
 #define REPORT_INTERVAL 0.1
-
-struct run {
-	uint32_t start, len;   /* sectors, relative to the base block */
-	struct vhd *from;
-};
+#define COPY_SLOTS 8u                /* base blocks in flight (2 MiB buffers) */
+#define COPY_WORKERS 4u
+#define ADVISE_AHEAD_BLOCKS 32u      /* blocks the kernel is told to fetch ahead */
+#define ADVISE_GAP_BYTES (256u * 1024)
 
 struct merge {
 	const struct vhd_coalesce_opts *opts;
@@ -54,10 +53,13 @@ struct merge {
 	uint32_t block_sectors; /* of the base (a 2 MiB step for fixed) */
 	uint32_t blocks;        /* base blocks covering the top */
 	unsigned batch;
-	uint8_t *buf, *scratch; /* one base block each */
+	struct reader *reader;
+	uint32_t submitted;     /* next block to hand to the reader */
+	uint32_t advised;       /* next block to announce to the kernel */
 	uint8_t *new_maps;      /* bitmaps of the batch's new blocks */
 	bool *full;
 	struct run *runs;
+	struct run *ahead_runs; /* runs of the block being submitted */
 	uint64_t footer_before; /* where the footer was before a batch's allocation */
 	/* survey of what is left */
 	uint64_t left_bytes;
@@ -145,8 +147,17 @@ static void throttle(struct merge *m)
 
 /* ---- what to copy ---- */
 
-/* The runs of base block B present in the layers above the base. */
-static int block_runs(struct merge *m, uint32_t b, unsigned *count)
+static uint64_t source_offset(const struct vhd *from, uint64_t sector)
+{
+	if (from->footer.type == VHD_TYPE_FIXED)
+		return sector * SECTOR;
+	uint32_t block = (uint32_t)(sector / from->block_sectors);
+	return block_data_offset(from, block) + (sector % from->block_sectors) * SECTOR;
+}
+
+/* The runs of base block B present in the layers above the base, into
+ * RUNS (block_sectors / 2 + 1 entries). */
+static int find_runs(struct merge *m, uint32_t b, struct run *runs, unsigned *count)
 {
 	uint64_t first = (uint64_t)b * m->block_sectors;
 	uint64_t end = first + m->block_sectors;
@@ -160,12 +171,20 @@ static int block_runs(struct merge *m, uint32_t b, unsigned *count)
 		if (l == -2)
 			return -1;
 		if (l >= 0)
-			m->runs[n++] = (struct run){ (uint32_t)(s - first), (uint32_t)run, from };
+			runs[n++] = (struct run){ (uint32_t)(s - first), (uint32_t)run, from, from->fd,
+			                          source_offset(from, s) };
 		s += run;
 	}
 	*count = n;
 	return 0;
 }
+
+static int block_runs(struct merge *m, uint32_t b, unsigned *count)
+{
+	return find_runs(m, b, m->runs, count);
+}
+
+
 
 static uint64_t runs_sectors(const struct run *r, unsigned n)
 {
@@ -237,54 +256,11 @@ static uint64_t data_offset_of(const struct merge *m, uint32_t b, uint32_t secto
 	return block_data_offset(m->base, b) + (uint64_t)sector_in * SECTOR;
 }
 
-/* Read the runs into m->buf, one read per stretch of a layer's block
- * (gaps up to READ_GAP_SECTORS are read and dropped). */
-static int read_runs(struct merge *m, uint32_t b, unsigned n)
-{
-	uint64_t first = (uint64_t)b * m->block_sectors;
-	for (unsigned i = 0; i < n;) {
-		struct vhd *from = m->runs[i].from;
-		uint64_t fblock = is_fixed(from) ? 0 : (first + m->runs[i].start) / from->block_sectors;
-		unsigned j = i;
-		while (j + 1 < n && m->runs[j + 1].from == from &&
-		       m->runs[j + 1].start - (m->runs[j].start + m->runs[j].len) <= READ_GAP_SECTORS &&
-		       (is_fixed(from) ||
-		        (first + m->runs[j + 1].start + m->runs[j + 1].len - 1) / from->block_sectors ==
-		            fblock))
-			j++;
-		uint32_t s = m->runs[i].start, e = m->runs[j].start + m->runs[j].len;
-		uint8_t *dst = j == i ? m->buf : m->scratch;
-		if (vhd_read_sectors(from, dst + (uint64_t)s * SECTOR, first + s, e - s))
-			return -1;
-		for (unsigned k = i; j != i && k <= j; k++)
-			memcpy(m->buf + (uint64_t)m->runs[k].start * SECTOR,
-			       m->scratch + (uint64_t)m->runs[k].start * SECTOR,
-			       (size_t)m->runs[k].len * SECTOR);
-		i = j + 1;
-	}
-	return 0;
-}
-
-/* Write the runs from m->buf into the base, adjacent runs as one write. */
-static int write_runs(struct merge *m, uint32_t b, unsigned n)
-{
-	for (unsigned i = 0; i < n;) {
-		unsigned j = i;
-		while (j + 1 < n && m->runs[j + 1].start == m->runs[j].start + m->runs[j].len)
-			j++;
-		uint32_t s = m->runs[i].start, e = m->runs[j].start + m->runs[j].len;
-		if (write_at(m->base->fd, m->base->path, m->buf + (uint64_t)s * SECTOR,
-		             (size_t)(e - s) * SECTOR, data_offset_of(m, b, s)))
-			return -1;
-		i = j + 1;
-	}
-	return 0;
-}
-
 /* Mark the runs present in the base block's bitmap (only ever setting
  * bits) and note whether the block is now full. */
-static int update_bitmap(struct merge *m, uint32_t b, unsigned idx, bool fresh, unsigned n)
+static int update_bitmap(struct merge *m, const struct read_slot *sl, unsigned idx, bool fresh)
 {
+	uint32_t b = sl->block;
 	uint8_t *map;
 	if (fresh) {
 		map = m->new_maps + (size_t)idx * m->base->bitmap_bytes;
@@ -292,8 +268,8 @@ static int update_bitmap(struct merge *m, uint32_t b, unsigned idx, bool fresh, 
 		return -1;
 	}
 	bool changed = fresh;
-	for (unsigned i = 0; i < n; i++) {
-		const struct run *r = &m->runs[i];
+	for (unsigned i = 0; i < sl->nruns; i++) {
+		const struct run *r = &sl->runs[i];
 		if (bit_find(map, r->start, r->start + r->len, false) == r->start + r->len)
 			continue;
 		changed = true;
@@ -307,20 +283,67 @@ static int update_bitmap(struct merge *m, uint32_t b, unsigned idx, bool fresh, 
 	                block_bitmap_offset(m->base, b));
 }
 
-static int copy_block(struct merge *m, uint32_t b, unsigned idx, bool fresh)
+/* One synchronous read at a time leaves the disk mostly idle: tell the
+ * kernel which data the blocks further ahead need, so that it fetches them
+ * in parallel (one hint per stretch of a layer's file). */
+static void advise_ahead(struct merge *m)
 {
-	unsigned n;
-	m->full[idx] = false;
-	if (block_runs(m, b, &n))
-		return -1;
-	if (!n)
-		return 0;
-	if (read_runs(m, b, n) || write_runs(m, b, n))
-		return -1;
-	if (!is_fixed(m->base) && update_bitmap(m, b, idx, fresh, n))
-		return -1;
-	m->j.bytes_done += runs_sectors(m->runs, n) * SECTOR;
+	uint32_t until = m->submitted + ADVISE_AHEAD_BLOCKS;
+	if (m->advised < m->submitted)
+		m->advised = m->submitted;
+	for (; m->advised < until && m->advised < m->blocks; m->advised++) {
+		unsigned n;
+		if (find_runs(m, m->advised, m->ahead_runs, &n))
+			return;
+		for (unsigned i = 0; i < n;) {
+			const struct run *r = &m->ahead_runs[i];
+			uint64_t end = r->src + (uint64_t)r->len * SECTOR;
+			unsigned j = i + 1;
+			for (; j < n && m->ahead_runs[j].fd == r->fd && m->ahead_runs[j].src >= end &&
+			       m->ahead_runs[j].src - end <= ADVISE_GAP_BYTES; j++)
+				end = m->ahead_runs[j].src + (uint64_t)m->ahead_runs[j].len * SECTOR;
+			posix_fadvise(r->fd, (off_t)r->src, (off_t)(end - r->src), POSIX_FADV_WILLNEED);
+			i = j;
+		}
+	}
+}
+
+/* Hand the workers the blocks ahead, up to their capacity and the end of
+ * the batch (whose new blocks have their places). */
+static int fill_workers(struct merge *m, uint32_t limit)
+{
+	advise_ahead(m);
+	while (m->submitted < limit && reader_pending(m->reader) < reader_capacity(m->reader)) {
+		uint32_t b = m->submitted;
+		unsigned n;
+		if (find_runs(m, b, m->ahead_runs, &n))
+			return -1;
+		uint64_t dst = n ? data_offset_of(m, b, 0) : 0;
+		if (reader_submit(m->reader, b, m->ahead_runs, n, m->base->fd, dst))
+			return -1;
+		m->submitted++;
+	}
 	return 0;
+}
+
+/* Wait for block B's data to be in the base, then mark it in the bitmap. */
+static int copy_block(struct merge *m, uint32_t b, uint32_t limit, unsigned idx, bool fresh)
+{
+	m->full[idx] = false;
+	if (fill_workers(m, limit))
+		return -1;
+	struct read_slot *sl = reader_next(m->reader);
+	if (!sl)
+		return -1;
+	int rc = 0;
+	if (sl->block != b)
+		rc = vhd_error(EINVAL, "merge: block %u came back for %u", sl->block, b);
+	else if (sl->nruns && !is_fixed(m->base))
+		rc = update_bitmap(m, sl, idx, fresh);
+	if (!rc)
+		m->j.bytes_done += runs_sectors(sl->runs, sl->nruns) * SECTOR;
+	reader_release(m->reader);
+	return rc;
 }
 
 static uint64_t next_block_start(const struct vhd *v, uint64_t end)
@@ -435,16 +458,17 @@ static int copy_batch(struct merge *m, uint32_t b0, uint32_t b1, bool *fresh)
 {
 	if (!is_fixed(m->base) && allocate_batch(m, b0, b1, fresh))
 		return -1;
-	uint32_t b;
-	for (b = b0; b < b1; b++) {
-		if (copy_block(m, b, b - b0, fresh[b - b0]))
+	uint32_t b, limit = b1;
+	double t0 = now();
+	for (b = b0; b < limit; b++) {
+		if (copy_block(m, b, limit, b - b0, fresh[b - b0]))
 			return -1;
 		report(m, "copy", false);
 		throttle(m);
-		if (stop_requested(m)) {
-			b++;
-			break;
-		}
+		/* on a stop request, or when the batch has run long enough, finish
+		 * the blocks in flight and end it */
+		if (stop_requested(m) || now() - t0 > BATCH_SECONDS)
+			limit = m->submitted;
 	}
 	if (!is_fixed(m->base) && trim_allocation(m, b0, b, b1, fresh))
 		return -1;
@@ -460,6 +484,7 @@ static int copy_all(struct merge *m)
 	if (!fresh)
 		return -1;
 	int rc = 0;
+	m->submitted = m->j.next_block;
 	report(m, "copy", true);
 	while (m->j.next_block < m->blocks && !stop_requested(m)) {
 		uint32_t b0 = m->j.next_block;
@@ -660,13 +685,14 @@ static int alloc_buffers(struct merge *m)
 	m->blocks = (uint32_t)blocks;
 	unsigned batch = m->opts->batch_blocks ? m->opts->batch_blocks : DEFAULT_BATCH_BLOCKS;
 	m->batch = batch > MAX_BATCH_BLOCKS ? MAX_BATCH_BLOCKS : batch;
-	size_t block_bytes = (size_t)m->block_sectors * SECTOR;
-	m->buf = xmalloc(block_bytes);
-	m->scratch = xmalloc(block_bytes);
 	m->runs = xcalloc(m->block_sectors / 2 + 1, sizeof *m->runs);
+	m->ahead_runs = xcalloc(m->block_sectors / 2 + 1, sizeof *m->runs);
 	m->full = xcalloc(m->batch, sizeof *m->full);
 	m->new_maps = xmalloc((size_t)m->batch * (is_fixed(v) ? SECTOR : v->bitmap_bytes));
-	return m->buf && m->scratch && m->runs && m->full && m->new_maps ? 0 : -1;
+	if (!m->runs || !m->ahead_runs || !m->full || !m->new_maps)
+		return -1;
+	m->reader = reader_start(COPY_SLOTS, COPY_WORKERS, m->block_sectors);
+	return m->reader ? 0 : -1;
 }
 
 static void merge_free(struct merge *m)
@@ -675,9 +701,9 @@ static void merge_free(struct merge *m)
 		close(m->top_lock_fd);
 	vhd_close(m->base);
 	vhd_close(m->top);
-	free(m->buf);
-	free(m->scratch);
+	reader_stop(m->reader);
 	free(m->runs);
+	free(m->ahead_runs);
 	free(m->full);
 	free(m->new_maps);
 	journal_free(&m->j);

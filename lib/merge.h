@@ -39,6 +39,40 @@ struct journal {
 	int64_t started;           /* unix time */
 };
 
+/* A run of sectors of one base block present in a layer above the base. */
+struct run {
+	uint32_t start, len;       /* sectors, relative to the base block */
+	struct vhd *from;          /* the layer holding them */
+	int fd;                    /* from->fd, and the run's byte offset in it: */
+	uint64_t src;              /* all the reader thread may use */
+};
+
+/* The data side of a merge (merge-copier.c): worker threads that copy
+ * whole base blocks (read the runs, write them to the base), several in
+ * flight.  Blocks come back in the order they were submitted. */
+struct read_slot {
+	uint32_t block;
+	unsigned nruns;
+	struct run *runs;
+	uint8_t *buf;              /* the block's bytes, at their offsets */
+	int dst_fd;
+	uint64_t dst;              /* byte offset of the block's data in the base */
+};
+struct reader;
+struct reader *reader_start(unsigned slots, unsigned workers, uint32_t block_sectors);
+/* Queue BLOCK with its N runs (copied), to be written at DST of DST_FD;
+ * waits for a free slot. */
+int reader_submit(struct reader *r, uint32_t block, const struct run *runs, unsigned n,
+                  int dst_fd, uint64_t dst);
+/* The oldest submitted block once copied, or NULL with the error set. */
+struct read_slot *reader_next(struct reader *r);
+/* Give the slot returned by reader_next back. */
+void reader_release(struct reader *r);
+/* Number of blocks submitted and not yet taken by reader_next. */
+unsigned reader_pending(const struct reader *r);
+unsigned reader_capacity(const struct reader *r);
+void reader_stop(struct reader *r);
+
 /* Journal path for BASE (caller frees). */
 char *journal_path_for(const char *base);
 /* Load PATH.  Returns 0, 1 if it does not exist, -1 if unreadable/invalid. */

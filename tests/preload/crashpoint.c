@@ -16,6 +16,7 @@
 #define _GNU_SOURCE
 #endif
 #include <dlfcn.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -41,6 +42,17 @@ struct undo {                 /* one unsynced change, undone newest first */
 	off_t old_size;           /* file size before the change */
 	struct undo *prev;
 };
+
+/* Every wrapped call runs under this lock: the undo log and the count are
+ * shared by the program's threads. */
+static pthread_mutex_t big_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+#define LOCKED(expr)                                                       \
+	do {                                                                   \
+		pthread_mutex_lock(&big_lock);                                     \
+		__typeof__(expr) r_ = (expr);                                      \
+		pthread_mutex_unlock(&big_lock);                                   \
+		return r_;                                                         \
+	} while (0)
 
 static enum mode mode;
 static unsigned long crash_at, counted;
@@ -196,7 +208,7 @@ static void forget(int fd)
 	}
 }
 
-ssize_t pwrite(int fd, const void *buf, size_t len, off_t off)
+static ssize_t locked_pwrite(int fd, const void *buf, size_t len, off_t off)
 {
 	struct stat st;
 	if (is_file(fd, &st)) {
@@ -206,10 +218,8 @@ ssize_t pwrite(int fd, const void *buf, size_t len, off_t off)
 	}
 	return real_pwrite(fd, buf, len, off);
 }
-ssize_t pwrite64(int fd, const void *buf, size_t len, off_t off)
-	__attribute__((alias("pwrite")));
 
-ssize_t write(int fd, const void *buf, size_t len)
+static ssize_t locked_write(int fd, const void *buf, size_t len)
 {
 	struct stat st;
 	if (is_file(fd, &st)) {
@@ -222,7 +232,7 @@ ssize_t write(int fd, const void *buf, size_t len)
 	return real_write(fd, buf, len);
 }
 
-ssize_t pwritev(int fd, const struct iovec *iov, int n, off_t off)
+static ssize_t locked_pwritev(int fd, const struct iovec *iov, int n, off_t off)
 {
 	struct stat st;
 	if (is_file(fd, &st)) {
@@ -235,10 +245,8 @@ ssize_t pwritev(int fd, const struct iovec *iov, int n, off_t off)
 	}
 	return real_pwritev(fd, iov, n, off);
 }
-ssize_t pwritev64(int fd, const struct iovec *iov, int n, off_t off)
-	__attribute__((alias("pwritev")));
 
-int ftruncate(int fd, off_t size)
+static int locked_ftruncate(int fd, off_t size)
 {
 	struct stat st;
 	if (is_file(fd, &st)) {
@@ -251,9 +259,8 @@ int ftruncate(int fd, off_t size)
 	}
 	return real_ftruncate(fd, size);
 }
-int ftruncate64(int fd, off_t size) __attribute__((alias("ftruncate")));
 
-int fallocate(int fd, int fmode, off_t off, off_t len)
+static int locked_fallocate(int fd, int fmode, off_t off, off_t len)
 {
 	struct stat st;
 	if (is_file(fd, &st)) {
@@ -263,9 +270,8 @@ int fallocate(int fd, int fmode, off_t off, off_t len)
 	}
 	return real_fallocate(fd, fmode, off, len);
 }
-int fallocate64(int fd, int fmode, off_t off, off_t len) __attribute__((alias("fallocate")));
 
-int fsync(int fd)
+static int locked_fsync(int fd)
 {
 	struct stat st;
 	if (is_file(fd, &st) && crash_point())
@@ -276,7 +282,7 @@ int fsync(int fd)
 	return rc;
 }
 
-int fdatasync(int fd)
+static int locked_fdatasync(int fd)
 {
 	struct stat st;
 	if (is_file(fd, &st) && crash_point())
@@ -287,19 +293,80 @@ int fdatasync(int fd)
 	return rc;
 }
 
-int rename(const char *from, const char *to)
+static int locked_rename(const char *from, const char *to)
 {
 	return crash_point() ? -1 : real_rename(from, to);
 }
-int renameat(int a, const char *from, int b, const char *to)
+static int locked_renameat(int a, const char *from, int b, const char *to)
 {
 	return crash_point() ? -1 : real_renameat(a, from, b, to);
 }
-int unlink(const char *path)
+static int locked_unlink(const char *path)
 {
 	return crash_point() ? -1 : real_unlink(path);
 }
-int unlinkat(int dir, const char *path, int flags)
+static int locked_unlinkat(int dir, const char *path, int flags)
 {
 	return crash_point() ? -1 : real_unlinkat(dir, path, flags);
 }
+
+ssize_t pwrite(int fd, const void *buf, size_t len, off_t off)
+{
+	LOCKED(locked_pwrite(fd, buf, len, off));
+}
+
+ssize_t write(int fd, const void *buf, size_t len)
+{
+	LOCKED(locked_write(fd, buf, len));
+}
+
+ssize_t pwritev(int fd, const struct iovec *iov, int n, off_t off)
+{
+	LOCKED(locked_pwritev(fd, iov, n, off));
+}
+
+int ftruncate(int fd, off_t size)
+{
+	LOCKED(locked_ftruncate(fd, size));
+}
+
+int fallocate(int fd, int fmode, off_t off, off_t len)
+{
+	LOCKED(locked_fallocate(fd, fmode, off, len));
+}
+
+int fsync(int fd)
+{
+	LOCKED(locked_fsync(fd));
+}
+
+int fdatasync(int fd)
+{
+	LOCKED(locked_fdatasync(fd));
+}
+
+int rename(const char *from, const char *to)
+{
+	LOCKED(locked_rename(from, to));
+}
+
+int renameat(int a, const char *from, int b, const char *to)
+{
+	LOCKED(locked_renameat(a, from, b, to));
+}
+
+int unlink(const char *path)
+{
+	LOCKED(locked_unlink(path));
+}
+
+int unlinkat(int dir, const char *path, int flags)
+{
+	LOCKED(locked_unlinkat(dir, path, flags));
+}
+ssize_t pwrite64(int fd, const void *buf, size_t len, off_t off)
+	__attribute__((alias("pwrite")));
+ssize_t pwritev64(int fd, const struct iovec *iov, int n, off_t off)
+	__attribute__((alias("pwritev")));
+int ftruncate64(int fd, off_t size) __attribute__((alias("ftruncate")));
+int fallocate64(int fd, int fmode, off_t off, off_t len) __attribute__((alias("fallocate")));

@@ -1,0 +1,307 @@
+/* merge-copier.c - the data side of a merge, in worker threads.
+ *
+ * A merge moves many small runs (one per stretch of written sectors).  Done
+ * one at a time, each read and write waits for the disk in turn and the
+ * disk idles.  Here a few workers each copy one base block at a time (read
+ * its runs, write them to the base and start their writeback), so several
+ * blocks are in flight.  (O_DIRECT writes were tried: into the holes of a
+ * sparse file each one allocates and commits on its own, and they were
+ * several times slower than buffered writes.)  Workers touch
+ * no vhd structure: each run carries its file descriptor and offsets,
+ * computed by the submitting thread, which also keeps all metadata.
+ * Blocks are handed back in the order they were submitted. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "merge.h"
+
+#define GAP_BYTES (64u * 1024)   /* read across gaps up to this size */
+#define MAX_IOV 256
+
+enum slot_state { SLOT_FREE, SLOT_QUEUED, SLOT_BUSY, SLOT_DONE, SLOT_FAILED };
+
+struct slot {
+	struct read_slot s;
+	enum slot_state state;
+	int err;
+	char msg[256];
+};
+
+#define MAX_WORKERS 8
+
+struct reader {
+	pthread_t threads[MAX_WORKERS];
+	unsigned workers, started;
+	pthread_mutex_t lock;
+	pthread_cond_t changed;
+	struct slot *slots;
+	unsigned count;
+	unsigned head;             /* next to hand out (reader_next) */
+	unsigned tail;             /* next to fill (reader_submit) */
+	unsigned pending;          /* submitted, not yet released */
+	bool stopping;
+	uint8_t gap[GAP_BYTES];    /* where gap bytes go (shared: never looked at) */
+};
+
+/* Runs [i, j] can be read with one preadv if each follows the previous in
+ * the same file at the same distance as in the block, with small gaps. */
+static bool joinable(const struct run *a, const struct run *b)
+{
+	uint64_t a_end = a->src + (uint64_t)a->len * SECTOR;
+	return a->fd == b->fd && b->src >= a_end && b->src - a_end <= GAP_BYTES &&
+	       b->src - a->src == (uint64_t)(b->start - a->start) * SECTOR;
+}
+
+static int read_span(struct reader *r, struct read_slot *s, unsigned i, unsigned j)
+{
+	struct iovec iov[MAX_IOV];
+	int n = 0;
+	size_t total = 0;
+	for (unsigned k = i; k <= j; k++) {
+		const struct run *run = &s->runs[k];
+		if (k > i) {
+			const struct run *prev = &s->runs[k - 1];
+			size_t gap = run->src - (prev->src + (uint64_t)prev->len * SECTOR);
+			if (gap) {
+				iov[n++] = (struct iovec){ r->gap, gap };
+				total += gap;
+			}
+		}
+		iov[n++] = (struct iovec){ s->buf + (size_t)run->start * SECTOR,
+		                           (size_t)run->len * SECTOR };
+		total += (size_t)run->len * SECTOR;
+	}
+	uint64_t off = s->runs[i].src;
+	while (total) {
+		ssize_t got = preadv(s->runs[i].fd, iov, n, (off_t)off);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return got < 0 ? -errno : -EIO;
+		off += (uint64_t)got;
+		total -= (size_t)got;
+		while (got > 0) {   /* drop what was read from the vector */
+			if ((size_t)got >= iov[0].iov_len) {
+				got -= (ssize_t)iov[0].iov_len;
+				memmove(iov, iov + 1, (size_t)--n * sizeof *iov);
+			} else {
+				iov[0].iov_base = (uint8_t *)iov[0].iov_base + got;
+				iov[0].iov_len -= (size_t)got;
+				got = 0;
+			}
+		}
+	}
+	return 0;
+}
+
+static int write_all(int fd, const uint8_t *buf, size_t len, uint64_t off)
+{
+	while (len) {
+		ssize_t n = pwrite(fd, buf, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		buf += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Write the runs, adjacent ones as one write, and start their writeback
+ * so that the batch's fdatasync finds little left to do. */
+static int write_slot(struct read_slot *s)
+{
+	for (unsigned i = 0; i < s->nruns;) {
+		unsigned j = i;
+		while (j + 1 < s->nruns && s->runs[j + 1].start == s->runs[j].start + s->runs[j].len)
+			j++;
+		uint32_t a = s->runs[i].start, e = s->runs[j].start + s->runs[j].len;
+		int rc = write_all(s->dst_fd, s->buf + (size_t)a * SECTOR, (size_t)(e - a) * SECTOR,
+		                   s->dst + (uint64_t)a * SECTOR);
+		if (rc)
+			return rc;
+		i = j + 1;
+	}
+	if (s->nruns) {
+		const struct run *last = &s->runs[s->nruns - 1];
+		uint64_t from = s->dst + (uint64_t)s->runs[0].start * SECTOR;
+		uint64_t to = s->dst + (uint64_t)(last->start + last->len) * SECTOR;
+		sync_file_range(s->dst_fd, (off_t)from, (off_t)(to - from), SYNC_FILE_RANGE_WRITE);
+	}
+	return 0;
+}
+
+static enum slot_state copy_slot(struct reader *r, struct slot *sl)
+{
+	struct read_slot *s = &sl->s;
+	for (unsigned i = 0; i < s->nruns;) {
+		unsigned j = i;
+		while (j + 1 < s->nruns && j - i + 2 < MAX_IOV / 2 && joinable(&s->runs[j], &s->runs[j + 1]))
+			j++;
+		int rc = read_span(r, s, i, j);
+		if (rc) {
+			sl->err = -rc;
+			snprintf(sl->msg, sizeof sl->msg, "%s: reading %u sectors at byte %llu: %s",
+			         s->runs[i].from->path, s->runs[i].len,
+			         (unsigned long long)s->runs[i].src, strerror(-rc));
+			return SLOT_FAILED;
+		}
+		i = j + 1;
+	}
+	int rc = write_slot(s);
+	if (rc) {
+		sl->err = -rc;
+		snprintf(sl->msg, sizeof sl->msg, "writing block %u into the base: %s", s->block,
+		         strerror(-rc));
+		return SLOT_FAILED;
+	}
+	return SLOT_DONE;
+}
+
+static struct slot *next_queued(struct reader *r)
+{
+	for (unsigned k = 0; k < r->count; k++) {
+		struct slot *sl = &r->slots[(r->head + k) % r->count];
+		if (sl->state == SLOT_QUEUED)
+			return sl;
+	}
+	return NULL;
+}
+
+static void *worker_main(void *arg)
+{
+	struct reader *r = arg;
+	pthread_mutex_lock(&r->lock);
+	for (;;) {
+		struct slot *sl;
+		while (!r->stopping && !(sl = next_queued(r)))
+			pthread_cond_wait(&r->changed, &r->lock);
+		if (r->stopping)
+			break;
+		sl->state = SLOT_BUSY;
+		pthread_mutex_unlock(&r->lock);
+		enum slot_state done = copy_slot(r, sl);
+		pthread_mutex_lock(&r->lock);
+		sl->state = done;
+		pthread_cond_broadcast(&r->changed);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+struct reader *reader_start(unsigned slots, unsigned workers, uint32_t block_sectors)
+{
+	struct reader *r = xcalloc(1, sizeof *r);
+	if (!r)
+		return NULL;
+	r->count = slots;
+	r->workers = workers < MAX_WORKERS ? workers : MAX_WORKERS;
+	r->slots = xcalloc(slots, sizeof *r->slots);
+	bool ok = r->slots != NULL;
+	for (unsigned i = 0; ok && i < slots; i++) {
+		r->slots[i].s.buf = aligned_alloc(4096, (size_t)block_sectors * SECTOR);
+		r->slots[i].s.runs = xcalloc(block_sectors / 2 + 1, sizeof(struct run));
+		ok = r->slots[i].s.buf && r->slots[i].s.runs;
+	}
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->changed, NULL);
+	for (; ok && r->started < r->workers; r->started++) {
+		int e = pthread_create(&r->threads[r->started], NULL, worker_main, r);
+		if (e) {
+			vhd_error(e, "cannot start a merge worker thread: %s", strerror(e));
+			ok = false;
+			break;
+		}
+	}
+	if (!ok) {
+		reader_stop(r);
+		return NULL;
+	}
+	return r;
+}
+
+int reader_submit(struct reader *r, uint32_t block, const struct run *runs, unsigned n,
+                  int dst_fd, uint64_t dst)
+{
+	pthread_mutex_lock(&r->lock);
+	while (r->slots[r->tail].state != SLOT_FREE)
+		pthread_cond_wait(&r->changed, &r->lock);
+	struct slot *sl = &r->slots[r->tail];
+	sl->s.block = block;
+	sl->s.nruns = n;
+	memcpy(sl->s.runs, runs, n * sizeof *runs);
+	sl->s.dst_fd = dst_fd;
+	sl->s.dst = dst;
+	sl->state = SLOT_QUEUED;
+	r->tail = (r->tail + 1) % r->count;
+	r->pending++;
+	pthread_cond_broadcast(&r->changed);
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+struct read_slot *reader_next(struct reader *r)
+{
+	pthread_mutex_lock(&r->lock);
+	struct slot *sl = &r->slots[r->head];
+	while (sl->state == SLOT_QUEUED || sl->state == SLOT_BUSY)
+		pthread_cond_wait(&r->changed, &r->lock);
+	pthread_mutex_unlock(&r->lock);
+	if (sl->state == SLOT_FREE) {
+		vhd_error(EINVAL, "merge reader: nothing submitted");
+		return NULL;
+	}
+	if (sl->state == SLOT_FAILED) {
+		vhd_error(sl->err, "%s", sl->msg);
+		return NULL;
+	}
+	return &sl->s;
+}
+
+void reader_release(struct reader *r)
+{
+	pthread_mutex_lock(&r->lock);
+	r->slots[r->head].state = SLOT_FREE;
+	r->head = (r->head + 1) % r->count;
+	r->pending--;
+	pthread_cond_broadcast(&r->changed);
+	pthread_mutex_unlock(&r->lock);
+}
+
+unsigned reader_pending(const struct reader *r)
+{
+	return r->pending;
+}
+
+unsigned reader_capacity(const struct reader *r)
+{
+	return r->count;
+}
+
+void reader_stop(struct reader *r)
+{
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->lock);
+	r->stopping = true;
+	pthread_cond_broadcast(&r->changed);
+	pthread_mutex_unlock(&r->lock);
+	for (unsigned i = 0; i < r->started; i++)
+		pthread_join(r->threads[i], NULL);
+	for (unsigned i = 0; r->slots && i < r->count; i++) {
+		free(r->slots[i].s.buf);
+		free(r->slots[i].s.runs);
+	}
+	free(r->slots);
+	pthread_mutex_destroy(&r->lock);
+	pthread_cond_destroy(&r->changed);
+	free(r);
+}
