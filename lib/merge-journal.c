@@ -82,18 +82,44 @@ static json_object *uuid_json(const uint8_t uuid[16])
 	return json_object_new_string(s);
 }
 
+/* Paths beside the journal are stored as bare names, so that a directory
+ * that is moved or mounted elsewhere keeps a usable journal. */
+static json_object *path_json(const struct journal *j, const char *path)
+{
+	const char *js = strrchr(j->path, '/'), *ps = strrchr(path, '/');
+	size_t jd = js ? (size_t)(js - j->path) : 0, pd = ps ? (size_t)(ps - path) : 0;
+	if (js && ps && jd == pd && !strncmp(j->path, path, jd))
+		return json_object_new_string(ps + 1);
+	return json_object_new_string(path);
+}
+
+/* The inverse: a bare name is beside the journal.  NULL if malformed. */
+static char *path_from_json(const char *journal, const char *s)
+{
+	if (s[0] == '/')
+		return xstrdup(s);
+	if (!*s || strchr(s, '/') || !strcmp(s, ".") || !strcmp(s, ".."))
+		return NULL;
+	char tmp[PATH_MAX];
+	const char *slash = strrchr(journal, '/');
+	int dl = slash ? (int)(slash - journal) : 1;
+	if ((size_t)snprintf(tmp, sizeof tmp, "%.*s/%s", dl, slash ? journal : ".", s) >= sizeof tmp)
+		return NULL;
+	return xstrdup(tmp);
+}
+
 static json_object *journal_json(const struct journal *j)
 {
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "vhdkit_journal", json_object_new_int(JOURNAL_VERSION));
 	json_object_object_add(o, "op", json_object_new_string(j->op));
-	json_object_object_add(o, "base", json_object_new_string(j->base));
+	json_object_object_add(o, "base", path_json(j, j->base));
 	json_object_object_add(o, "base_uuid", uuid_json(j->base_uuid));
 	json_object *layers = json_object_new_array();
 	for (unsigned i = 0; i < j->nlayers; i++) {
 		const struct layer_stamp *s = &j->layers[i];
 		json_object *l = json_object_new_object();
-		json_object_object_add(l, "path", json_object_new_string(s->path));
+		json_object_object_add(l, "path", path_json(j, s->path));
 		json_object_object_add(l, "uuid", uuid_json(s->uuid));
 		json_object_object_add(l, "size", json_object_new_uint64(s->size));
 		json_object_object_add(l, "mtime_ns", json_object_new_int64(s->mtime_ns));
@@ -189,28 +215,28 @@ static bool get_uuid(json_object *o, const char *key, uint8_t out[16])
 	return s && uuid_parse(s, out) == 0;
 }
 
-static bool load_layer(json_object *l, struct layer_stamp *s)
+static bool load_layer(const char *journal, json_object *l, struct layer_stamp *s)
 {
 	const char *path = get_string(l, "path");
 	uint64_t mtime;
 	json_object *v;
-	if (!path || path[0] != '/' || !get_uuid(l, "uuid", s->uuid) ||
+	if (!path || !get_uuid(l, "uuid", s->uuid) ||
 	    !get_u64(l, "size", INT64_MAX, &s->size) ||
 	    !json_object_object_get_ex(l, "mtime_ns", &v) || !json_object_is_type(v, json_type_int))
 		return false;
 	mtime = (uint64_t)json_object_get_int64(v);
 	s->mtime_ns = (int64_t)mtime;
-	return (s->path = xstrdup(path)) != NULL;
+	return (s->path = path_from_json(journal, path)) != NULL;
 }
 
-static bool load_fields(json_object *o, struct journal *j)
+static bool load_fields(const char *journal, json_object *o, struct journal *j)
 {
 	uint64_t version, next, started;
 	const char *op = get_string(o, "op"), *base = get_string(o, "base");
 	const char *phase = get_string(o, "phase");
 	json_object *layers, *relink;
 	if (!get_u64(o, "vhdkit_journal", 1000, &version) || version != JOURNAL_VERSION || !op ||
-	    (strcmp(op, "coalesce") && strcmp(op, "commit")) || !base || base[0] != '/' || !phase ||
+	    (strcmp(op, "coalesce") && strcmp(op, "commit")) || !base || !phase ||
 	    !get_uuid(o, "base_uuid", j->base_uuid) ||
 	    !get_u64(o, "next_block", UINT32_MAX, &next) ||
 	    !get_u64(o, "bytes_done", INT64_MAX, &j->bytes_done) ||
@@ -233,11 +259,11 @@ static bool load_fields(json_object *o, struct journal *j)
 	if (n < 1 || n > MAX_MERGE_LAYERS)
 		return false;
 	for (size_t i = 0; i < n; i++) {
-		if (!load_layer(json_object_array_get_idx(layers, i), &j->layers[i]))
+		if (!load_layer(journal, json_object_array_get_idx(layers, i), &j->layers[i]))
 			return false;
 		j->nlayers = (unsigned)i + 1;
 	}
-	return (j->op = xstrdup(op)) && (j->base = xstrdup(base));
+	return (j->op = xstrdup(op)) && (j->base = path_from_json(journal, base));
 }
 
 int journal_load(const char *path, struct journal *j)
@@ -248,11 +274,14 @@ int journal_load(const char *path, struct journal *j)
 		return errno == ENOENT ? 1 : vhd_error(errno, "%s: %s", path, strerror(errno));
 	if (!S_ISREG(st.st_mode) || st.st_size > JOURNAL_MAX_BYTES)
 		return vhd_error(EINVAL, "%s: not a vhdkit journal", path);
+	char abs[PATH_MAX];
+	if (realpath(path, abs))
+		path = abs;   /* names in it are relative to its real directory */
 	json_object *o = json_object_from_file(path);
 	if (!o)
 		return vhd_error(EINVAL, "%s: journal is not valid JSON: %s", path,
 		                 json_util_get_last_err());
-	bool ok = load_fields(o, j);
+	bool ok = load_fields(path, o, j);
 	json_object_put(o);
 	if (!ok || !(j->path = xstrdup(path))) {
 		journal_free(j);

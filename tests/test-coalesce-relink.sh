@@ -32,10 +32,16 @@ for at in $(seq "$steps" -1 1); do
 	fi
 done
 [ -e "$TMP/e/l1.vhd" ] || fail "no crash point left l1.vhd with l2 re-pointed"
+cp -a "$TMP/e" "$TMP/f"
+# the next `vhd coalesce` of the same child completes it too
+expect_exit 0 "$VHD" coalesce --relink "$TMP/f/l1.vhd"
+[ -e "$TMP/f/l1.vhd" ] && fail "re-run coalesce did not delete l1.vhd"
+ls -a "$TMP/f" | grep -q journal && fail "journal left after the re-run"
+[ "$(content_sha "$TMP/f/l2.vhd")" = "$want" ] || fail "content changed by the re-run"
 [ "$(content_sha "$TMP/e/l2.vhd")" = "$want" ] || fail "content changed at the crash"
 expect_exit 0 "$VHD" recover "$TMP/e"
 grep -q "1 operation finished" "$TMP/.out" || fail "recover did not report the operation"
 [ -e "$TMP/e/l1.vhd" ] && fail "recover did not delete l1.vhd"
 ls -a "$TMP/e" | grep -q journal && fail "journal left after recover"
 [ "$(content_sha "$TMP/e/l2.vhd")" = "$want" ] || fail "content changed by recover"
-pass "relink re-pointed two children and deleted the node; recover finished a crashed relink (crash point $at of $steps)"
+pass "relink re-pointed two children and deleted the node; recover and a re-run each finished a crashed relink (crash point $at of $steps)"
