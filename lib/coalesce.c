@@ -38,8 +38,6 @@
 #define REPORT_INTERVAL 0.1
 #define COPY_SLOTS 8u                /* base blocks in flight (2 MiB buffers) */
 #define COPY_WORKERS 4u
-#define ADVISE_AHEAD_BLOCKS 32u      /* blocks the kernel is told to fetch ahead */
-#define ADVISE_GAP_BYTES (256u * 1024)
 
 struct merge {
 	const struct vhd_coalesce_opts *opts;
@@ -55,7 +53,6 @@ struct merge {
 	unsigned batch;
 	struct reader *reader;
 	uint32_t submitted;     /* next block to hand to the reader */
-	uint32_t advised;       /* next block to announce to the kernel */
 	uint8_t *new_maps;      /* bitmaps of the batch's new blocks */
 	bool *full;
 	struct run *runs;
@@ -201,9 +198,25 @@ static bool block_is_new(const struct merge *m, uint32_t b)
 
 /* Count the bytes to copy (all, and from the next block on) and the blocks
  * the base will have to allocate. */
+/* The survey reads every bitmap of the layers above the base, one at a
+ * time; asking for them all first lets the disk fetch them in parallel. */
+static void advise_bitmaps(struct merge *m)
+{
+	struct vhd *v = m->top;
+	for (unsigned l = 0; l < m->layers; l++, v = v->parent) {
+		if (is_fixed(v))
+			continue;
+		for (uint32_t b = 0; b < v->bat_entries; b++)
+			if (v->bat[b] != BAT_UNUSED && !(v->has_batmap && bit_test(v->batmap, b)))
+				posix_fadvise(v->fd, (off_t)block_bitmap_offset(v, b), v->bitmap_bytes,
+				              POSIX_FADV_WILLNEED);
+	}
+}
+
 static int survey(struct merge *m, bool set_total)
 {
 	uint64_t total = 0;
+	advise_bitmaps(m);
 	m->left_bytes = 0;
 	m->left_new_blocks = 0;
 	for (uint32_t b = 0; b < m->blocks; b++) {
@@ -261,12 +274,7 @@ static uint64_t data_offset_of(const struct merge *m, uint32_t b, uint32_t secto
 static int update_bitmap(struct merge *m, const struct read_slot *sl, unsigned idx, bool fresh)
 {
 	uint32_t b = sl->block;
-	uint8_t *map;
-	if (fresh) {
-		map = m->new_maps + (size_t)idx * m->base->bitmap_bytes;
-	} else if (!(map = vhd_block_bitmap(m->base, b))) {
-		return -1;
-	}
+	uint8_t *map = fresh ? m->new_maps + (size_t)idx * m->base->bitmap_bytes : sl->map;
 	bool changed = fresh;
 	for (unsigned i = 0; i < sl->nruns; i++) {
 		const struct run *r = &sl->runs[i];
@@ -283,43 +291,20 @@ static int update_bitmap(struct merge *m, const struct read_slot *sl, unsigned i
 	                block_bitmap_offset(m->base, b));
 }
 
-/* One synchronous read at a time leaves the disk mostly idle: tell the
- * kernel which data the blocks further ahead need, so that it fetches them
- * in parallel (one hint per stretch of a layer's file). */
-static void advise_ahead(struct merge *m)
-{
-	uint32_t until = m->submitted + ADVISE_AHEAD_BLOCKS;
-	if (m->advised < m->submitted)
-		m->advised = m->submitted;
-	for (; m->advised < until && m->advised < m->blocks; m->advised++) {
-		unsigned n;
-		if (find_runs(m, m->advised, m->ahead_runs, &n))
-			return;
-		for (unsigned i = 0; i < n;) {
-			const struct run *r = &m->ahead_runs[i];
-			uint64_t end = r->src + (uint64_t)r->len * SECTOR;
-			unsigned j = i + 1;
-			for (; j < n && m->ahead_runs[j].fd == r->fd && m->ahead_runs[j].src >= end &&
-			       m->ahead_runs[j].src - end <= ADVISE_GAP_BYTES; j++)
-				end = m->ahead_runs[j].src + (uint64_t)m->ahead_runs[j].len * SECTOR;
-			posix_fadvise(r->fd, (off_t)r->src, (off_t)(end - r->src), POSIX_FADV_WILLNEED);
-			i = j;
-		}
-	}
-}
-
 /* Hand the workers the blocks ahead, up to their capacity and the end of
  * the batch (whose new blocks have their places). */
 static int fill_workers(struct merge *m, uint32_t limit)
 {
-	advise_ahead(m);
 	while (m->submitted < limit && reader_pending(m->reader) < reader_capacity(m->reader)) {
 		uint32_t b = m->submitted;
 		unsigned n;
 		if (find_runs(m, b, m->ahead_runs, &n))
 			return -1;
 		uint64_t dst = n ? data_offset_of(m, b, 0) : 0;
-		if (reader_submit(m->reader, b, m->ahead_runs, n, m->base->fd, dst))
+		/* an existing block's bitmap is read by the worker too */
+		uint64_t map = n && !block_is_new(m, b) && !is_fixed(m->base)
+		                   ? block_bitmap_offset(m->base, b) : 0;
+		if (reader_submit(m->reader, b, m->ahead_runs, n, m->base->fd, dst, map))
 			return -1;
 		m->submitted++;
 	}
@@ -421,7 +406,8 @@ static int trim_allocation(struct merge *m, uint32_t b0, uint32_t stop_at, uint3
 }
 
 /* Make the batch's blocks visible in the base: BAT entries of the new
- * blocks (one write for the range), then batmap bits of full blocks. */
+ * blocks (one write for the range), then batmap bits of full blocks; the
+ * caller flushes. */
 static int publish_batch(struct merge *m, uint32_t b0, uint32_t b1, const bool *fresh)
 {
 	struct vhd *v = m->base;
@@ -451,7 +437,7 @@ static int publish_batch(struct merge *m, uint32_t b0, uint32_t b1, const bool *
 	}
 	if (batmap_changed && vhd_write_batmap(v))
 		return -1;
-	return sync_base(m);
+	return 0;
 }
 
 static int copy_batch(struct merge *m, uint32_t b0, uint32_t b1, bool *fresh)
@@ -472,9 +458,13 @@ static int copy_batch(struct merge *m, uint32_t b0, uint32_t b1, bool *fresh)
 	}
 	if (!is_fixed(m->base) && trim_allocation(m, b0, b, b1, fresh))
 		return -1;
-	if (sync_base(m) || (!is_fixed(m->base) && publish_batch(m, b0, b, fresh)))
+	/* One flush makes data, bitmaps and BAT entries durable together: what
+	 * the top reads never depends on their order (see the top of the file). */
+	if ((!is_fixed(m->base) && publish_batch(m, b0, b, fresh)) || sync_base(m))
 		return -1;
 	m->j.next_block = b;
+	if (b == m->blocks && !m->j.relink)
+		return 0;   /* done: the journal goes next, no need to record this */
 	return journal_save(&m->j);
 }
 
@@ -691,7 +681,8 @@ static int alloc_buffers(struct merge *m)
 	m->new_maps = xmalloc((size_t)m->batch * (is_fixed(v) ? SECTOR : v->bitmap_bytes));
 	if (!m->runs || !m->ahead_runs || !m->full || !m->new_maps)
 		return -1;
-	m->reader = reader_start(COPY_SLOTS, COPY_WORKERS, m->block_sectors);
+	m->reader = reader_start(COPY_SLOTS, COPY_WORKERS, m->block_sectors,
+	                         is_fixed(v) ? 0 : v->bitmap_bytes);
 	return m->reader ? 0 : -1;
 }
 
@@ -729,8 +720,9 @@ static int setup(struct merge *m, const char *top, const char *base, const char 
 	if (!m->resumed)
 		m->j.started = (int64_t)time(NULL);
 	report(m, "prepare", true);
-	if (alloc_buffers(m) || survey(m, !m->resumed) || check_space(m) ||
-	    journal_save(&m->j) || grow_base(m))
+	/* the journal is first written after the first batch: a crash before
+	 * that leaves nothing a fresh start would not redo */
+	if (alloc_buffers(m) || survey(m, !m->resumed) || check_space(m) || grow_base(m))
 		return -1;
 	if (!is_fixed(m->base) && m->blocks > m->base->bat_entries)
 		return vhd_error(EINVAL, "%s: its BAT (%u blocks) cannot hold the top's %u blocks",
@@ -746,7 +738,7 @@ static int finish(struct merge *m)
 			return -1;
 		report(m, "copy", true);
 		if (!m->j.relink) {
-			report(m, "done", true);
+					report(m, "done", true);
 			return journal_remove(&m->j);
 		}
 		m->j.phase = PHASE_RELINK;

@@ -38,6 +38,7 @@ struct slot {
 struct reader {
 	pthread_t threads[MAX_WORKERS];
 	unsigned workers, started;
+	uint32_t bitmap_bytes;
 	pthread_mutex_t lock;
 	pthread_cond_t changed;
 	struct slot *slots;
@@ -46,7 +47,7 @@ struct reader {
 	unsigned tail;             /* next to fill (reader_submit) */
 	unsigned pending;          /* submitted, not yet released */
 	bool stopping;
-	uint8_t gap[GAP_BYTES];    /* where gap bytes go (shared: never looked at) */
+	uint8_t *gap;              /* where gap bytes go (shared: never looked at) */
 };
 
 /* Runs [i, j] can be read with one preadv if each follows the previous in
@@ -142,6 +143,15 @@ static int write_slot(struct read_slot *s)
 static enum slot_state copy_slot(struct reader *r, struct slot *sl)
 {
 	struct read_slot *s = &sl->s;
+	if (s->map_offset) {
+		ssize_t got = pread(s->dst_fd, s->map, r->bitmap_bytes, (off_t)s->map_offset);
+		if (got != (ssize_t)r->bitmap_bytes) {
+			sl->err = got < 0 ? errno : EIO;
+			snprintf(sl->msg, sizeof sl->msg, "reading the base bitmap of block %u: %s",
+			         s->block, strerror(sl->err));
+			return SLOT_FAILED;
+		}
+	}
 	for (unsigned i = 0; i < s->nruns;) {
 		unsigned j = i;
 		while (j + 1 < s->nruns && j - i + 2 < MAX_IOV / 2 && joinable(&s->runs[j], &s->runs[j + 1]))
@@ -197,19 +207,23 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-struct reader *reader_start(unsigned slots, unsigned workers, uint32_t block_sectors)
+struct reader *reader_start(unsigned slots, unsigned workers, uint32_t block_sectors,
+                            uint32_t bitmap_bytes)
 {
 	struct reader *r = xcalloc(1, sizeof *r);
 	if (!r)
 		return NULL;
+	r->gap = aligned_alloc(4096, GAP_BYTES);
 	r->count = slots;
+	r->bitmap_bytes = bitmap_bytes;
 	r->workers = workers < MAX_WORKERS ? workers : MAX_WORKERS;
 	r->slots = xcalloc(slots, sizeof *r->slots);
 	bool ok = r->slots != NULL;
 	for (unsigned i = 0; ok && i < slots; i++) {
 		r->slots[i].s.buf = aligned_alloc(4096, (size_t)block_sectors * SECTOR);
 		r->slots[i].s.runs = xcalloc(block_sectors / 2 + 1, sizeof(struct run));
-		ok = r->slots[i].s.buf && r->slots[i].s.runs;
+		r->slots[i].s.map = xmalloc(bitmap_bytes ? bitmap_bytes : 1);
+		ok = r->slots[i].s.buf && r->slots[i].s.runs && r->slots[i].s.map;
 	}
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->changed, NULL);
@@ -229,7 +243,7 @@ struct reader *reader_start(unsigned slots, unsigned workers, uint32_t block_sec
 }
 
 int reader_submit(struct reader *r, uint32_t block, const struct run *runs, unsigned n,
-                  int dst_fd, uint64_t dst)
+                  int dst_fd, uint64_t dst, uint64_t map_offset)
 {
 	pthread_mutex_lock(&r->lock);
 	while (r->slots[r->tail].state != SLOT_FREE)
@@ -240,6 +254,7 @@ int reader_submit(struct reader *r, uint32_t block, const struct run *runs, unsi
 	memcpy(sl->s.runs, runs, n * sizeof *runs);
 	sl->s.dst_fd = dst_fd;
 	sl->s.dst = dst;
+	sl->s.map_offset = map_offset;
 	sl->state = SLOT_QUEUED;
 	r->tail = (r->tail + 1) % r->count;
 	r->pending++;
@@ -299,8 +314,10 @@ void reader_stop(struct reader *r)
 	for (unsigned i = 0; r->slots && i < r->count; i++) {
 		free(r->slots[i].s.buf);
 		free(r->slots[i].s.runs);
+		free(r->slots[i].s.map);
 	}
 	free(r->slots);
+	free(r->gap);
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->changed);
 	free(r);

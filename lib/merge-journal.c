@@ -170,11 +170,13 @@ out:
 	return rc;
 }
 
+/* Not made durable: a journal that comes back after a crash only makes the
+ * next run redo (harmlessly) what it records. */
 int journal_remove(const struct journal *j)
 {
 	if (unlink(j->path) && errno != ENOENT)
 		return vhd_error(errno, "%s: %s", j->path, strerror(errno));
-	return fsync_parent_dir(j->path);
+	return 0;
 }
 
 void journal_free(struct journal *j)

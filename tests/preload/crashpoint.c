@@ -6,7 +6,9 @@
  *   CRASH_MODE=kill       SIGKILL the process (a kill -9 at that point);
  *   CRASH_MODE=powerloss  first undo a random subset (CRASH_SEED) of the
  *                         writes and truncations not yet fsynced, as a power
- *                         cut loses what was in the page cache, then SIGKILL;
+ *                         cut loses what was in the page cache (a lost write
+ *                         that grew the file either loses the growth or keeps
+ *                         it with zeros), then SIGKILL;
  *   CRASH_MODE=enospc|eio fail that call and every later one with the errno.
  * CRASH_COUNT_FILE: at exit, the number of counted calls is written there,
  * so a harness can pick crash points in [1, count].
@@ -128,8 +130,19 @@ static void power_cut(void)
 		if (u->old && u->len)
 			real_pwrite(u->fd, u->old, u->len, u->off);
 		struct stat st;
-		if (fstat(u->fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size != u->old_size)
-			real_ftruncate(u->fd, u->old_size);
+		if (fstat(u->fd, &st) || !S_ISREG(st.st_mode) || st.st_size <= u->old_size)
+			continue;
+		if (next_random() & 1) {
+			real_ftruncate(u->fd, u->old_size);   /* the size update was lost */
+		} else {
+			/* the size reached the disk, the data did not: zeros */
+			static const unsigned char zero[4096];
+			for (off_t o = u->old_size; o < st.st_size; o += (off_t)sizeof zero) {
+				size_t n = st.st_size - o < (off_t)sizeof zero ? (size_t)(st.st_size - o)
+				                                                 : sizeof zero;
+				real_pwrite(u->fd, zero, n, o);
+			}
+		}
 	}
 }
 
