@@ -36,8 +36,9 @@
 #define MAX_BATCH_BLOCKS 1024u
 #define FIXED_CHUNK_SECTORS 4096u    /* 2 MiB steps over a fixed base */
 #define REPORT_INTERVAL 0.1
-#define COPY_SLOTS 8u                /* base blocks in flight (2 MiB buffers) */
-#define COPY_WORKERS 4u
+#define COPY_BUFFER_BYTES (32u << 20) /* block buffers in flight, at most */
+#define COPY_MAX_SLOTS 16u
+#define COPY_WORKERS 8u                /* blocks copied in parallel, at most */
 
 struct merge {
 	const struct vhd_coalesce_opts *opts;
@@ -463,6 +464,7 @@ static int copy_batch(struct merge *m, uint32_t b0, uint32_t b1, bool *fresh)
 	if ((!is_fixed(m->base) && publish_batch(m, b0, b, fresh)) || sync_base(m))
 		return -1;
 	m->j.next_block = b;
+	vhd_debug(m->base->path, "batch of blocks %u-%u: %.3f s", b0, b - 1, now() - t0);
 	if (b == m->blocks && !m->j.relink)
 		return 0;   /* done: the journal goes next, no need to record this */
 	return journal_save(&m->j);
@@ -681,8 +683,11 @@ static int alloc_buffers(struct merge *m)
 	m->new_maps = xmalloc((size_t)m->batch * (is_fixed(v) ? SECTOR : v->bitmap_bytes));
 	if (!m->runs || !m->ahead_runs || !m->full || !m->new_maps)
 		return -1;
-	m->reader = reader_start(COPY_SLOTS, COPY_WORKERS, m->block_sectors,
-	                         is_fixed(v) ? 0 : v->bitmap_bytes);
+	/* memory stays bounded whatever the block size */
+	unsigned slots = COPY_BUFFER_BYTES / ((uint32_t)m->block_sectors * SECTOR);
+	slots = slots < 2 ? 2 : slots > COPY_MAX_SLOTS ? COPY_MAX_SLOTS : slots;
+	m->reader = reader_start(slots, slots < COPY_WORKERS ? slots : COPY_WORKERS,
+	                         m->block_sectors, is_fixed(v) ? 0 : v->bitmap_bytes);
 	return m->reader ? 0 : -1;
 }
 
@@ -722,8 +727,11 @@ static int setup(struct merge *m, const char *top, const char *base, const char 
 	report(m, "prepare", true);
 	/* the journal is first written after the first batch: a crash before
 	 * that leaves nothing a fresh start would not redo */
+	double t0 = now();
 	if (alloc_buffers(m) || survey(m, !m->resumed) || check_space(m) || grow_base(m))
 		return -1;
+	vhd_debug(m->base->path, "survey: %llu bytes to copy, %u new blocks, %.3f s",
+	          (unsigned long long)m->left_bytes, m->left_new_blocks, now() - t0);
 	if (!is_fixed(m->base) && m->blocks > m->base->bat_entries)
 		return vhd_error(EINVAL, "%s: its BAT (%u blocks) cannot hold the top's %u blocks",
 		                 m->base->path, m->base->bat_entries, m->blocks);
