@@ -446,6 +446,7 @@ static int copy_batch(struct merge *m, uint32_t b0, uint32_t b1, bool *fresh)
 	if (!is_fixed(m->base) && allocate_batch(m, b0, b1, fresh))
 		return -1;
 	uint32_t b, limit = b1;
+	uint64_t done_before = m->j.bytes_done;
 	double t0 = now();
 	for (b = b0; b < limit; b++) {
 		if (copy_block(m, b, limit, b - b0, fresh[b - b0]))
@@ -459,6 +460,10 @@ static int copy_batch(struct merge *m, uint32_t b0, uint32_t b1, bool *fresh)
 	}
 	if (!is_fixed(m->base) && trim_allocation(m, b0, b, b1, fresh))
 		return -1;
+	if (m->j.bytes_done == done_before) {   /* nothing to make durable */
+		m->j.next_block = b;
+		return 0;
+	}
 	/* One flush makes data, bitmaps and BAT entries durable together: what
 	 * the top reads never depends on their order (see the top of the file). */
 	if ((!is_fixed(m->base) && publish_batch(m, b0, b, fresh)) || sync_base(m))
@@ -653,13 +658,10 @@ static int check_sizes(struct merge *m)
 	return 0;
 }
 
-#pragma weak vhd_resize   /* TEMP until lib/resize.c lands */
 static int grow_base(struct merge *m)
 {
 	if (m->top->footer.curr_size <= m->base->footer.curr_size)
 		return 0;
-	if (!vhd_resize)
-		return vhd_error(ENOSYS, "%s: growing the base is not available", m->base->path);
 	report(m, "resize", true);
 	if (vhd_resize(m->base, m->top->footer.curr_size))
 		return vhd_error_prefix("growing the base to the top's size");

@@ -176,6 +176,25 @@ static int check_bat_overlaps(struct vhd *v)
 	return 0;
 }
 
+/* Footers are updated primary first, then the backup at offset 0: a crash
+ * between the two leaves the primary (the newer) authoritative.  A writable
+ * open brings the backup up to date, as `vhd repair` would. */
+static int heal_backup_footer(struct vhd *v)
+{
+	uint8_t primary[FOOTER_SIZE], backup[FOOTER_SIZE];
+	if (v->footer.type == VHD_TYPE_FIXED)
+		return 0;
+	if (read_at(v->fd, v->path, primary, FOOTER_SIZE, v->footer_offset) ||
+	    read_at(v->fd, v->path, backup, FOOTER_SIZE, 0))
+		return -1;
+	if (!memcmp(primary, backup, FOOTER_SIZE))
+		return 0;
+	vhd_debug(v->path, "backup footer differs from the primary: rewriting it");
+	if (write_at(v->fd, v->path, primary, FOOTER_SIZE, 0) || fdatasync(v->fd))
+		return vhd_error(errno, "%s: rewriting the backup footer: %s", v->path, strerror(errno));
+	return 0;
+}
+
 static int lock_leaf(struct vhd *v)
 {
 	if (flock(v->fd, LOCK_EX | LOCK_NB) == 0)
@@ -225,7 +244,7 @@ struct vhd *vhd_open_file(const char *path, int flags, bool lax)
 		vhd_debug(path, "ignoring the batmap: %s", vhd_get_error());
 	if (!lax && check_bat_entries(v))
 		goto fail;
-	if (!lax && v->writable && check_bat_overlaps(v))
+	if (!lax && v->writable && (check_bat_overlaps(v) || heal_backup_footer(v)))
 		goto fail;
 	if (v->footer.type == VHD_TYPE_DIFF) {
 		v->parent_name = utf16_to_utf8(v->header.parent_name, sizeof v->header.parent_name, true);

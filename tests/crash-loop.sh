@@ -23,10 +23,11 @@ setup_scenario() {
 	commit)   cmd=("$VHD" commit -B 4 --relink --base "$TMP/w/l0.vhd" "$TMP/w/l2.vhd"); visible=(l3 sib) ;;
 	esac
 }
-make_chain "$TMP/proto" 3 48 25 || fail "building the chain"
+# a sparse base, so that merges allocate many new blocks in it
+make_chain "$TMP/proto" 3 64 25 3 || fail "building the chain"
 # a visible snapshot beside l2's child, so the relink has two children
 "$VHD" snapshot "$TMP/proto/l2.vhd" "$TMP/proto/sib.vhd" >/dev/null || fail snapshot
-random_writes "$TMP/proto/sib.vhd" 48 5 64
+random_writes "$TMP/proto/sib.vhd" 64 5 64
 "$VHD" set "$TMP/proto/l2.vhd" hidden on >/dev/null
 declare -A want
 for f in l2 l3 sib; do want[$f]=$(content_sha "$TMP/proto/$f.vhd"); done
@@ -61,6 +62,8 @@ for r in $(seq "$rounds"); do
 	fi
 	verify "$what, after completion"
 	ls -a "$TMP/w" | grep -q 'journal' && fail "$what: journal left behind"
+	(cd "$TMP/w" && "$B/vhd-util" check -n l0.vhd) >"$TMP/check.out" 2>&1 ||
+		{ cat "$TMP/check.out"; fail "$what: blktap's check calls the base invalid"; }
 	if "$VHD" check --help >/dev/null 2>&1; then
 		"$VHD" check "$TMP/w/l0.vhd" >"$TMP/check.out" 2>&1 || { cat "$TMP/check.out"; fail "$what: base fails check"; }
 	fi

@@ -63,13 +63,14 @@ random_writes() {
 		rand_sectors "$len" | "$VHDIO" write "$f" $((off * 512)) || return 1
 	done
 }
-# make_chain DIR LEVELS SIZE_MB WRITES: DIR/l0.vhd (dynamic) .. DIR/lN.vhd,
-# random writes in every level, every level but the leaf hidden.
+# make_chain DIR LEVELS SIZE_MB WRITES [BASE_WRITES]: DIR/l0.vhd (dynamic)
+# .. DIR/lN.vhd, random writes in every level (BASE_WRITES in l0, default
+# WRITES), every level but the leaf hidden.
 make_chain() {
-	local d=$1 levels=$2 size=$3 writes=$4 i
+	local d=$1 levels=$2 size=$3 writes=$4 base_writes=${5:-$4} i
 	mkdir -p "$d"
 	"$VHD" create "$d/l0.vhd" "${size}M" >/dev/null || return 1
-	random_writes "$d/l0.vhd" "$size" "$writes" 600 || return 1
+	random_writes "$d/l0.vhd" "$size" "$base_writes" 600 || return 1
 	for i in $(seq "$levels"); do
 		"$VHD" snapshot "$d/l$((i - 1)).vhd" "$d/l$i.vhd" >/dev/null || return 1
 		"$VHD" set "$d/l$((i - 1)).vhd" hidden on >/dev/null || return 1

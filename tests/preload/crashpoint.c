@@ -6,9 +6,9 @@
  *   CRASH_MODE=kill       SIGKILL the process (a kill -9 at that point);
  *   CRASH_MODE=powerloss  first undo a random subset (CRASH_SEED) of the
  *                         writes and truncations not yet fsynced, as a power
- *                         cut loses what was in the page cache (a lost write
- *                         that grew the file either loses the growth or keeps
- *                         it with zeros), then SIGKILL;
+ *                         cut loses what was in the page cache (the size is
+ *                         what the surviving changes imply: bytes that only
+ *                         lost writes gave read as zeros), then SIGKILL;
  *   CRASH_MODE=enospc|eio fail that call and every later one with the errno.
  * CRASH_COUNT_FILE: at exit, the number of counted calls is written there,
  * so a harness can pick crash points in [1, count].
@@ -42,6 +42,10 @@ struct undo {                 /* one unsynced change, undone newest first */
 	size_t len;
 	unsigned char *old;       /* previous bytes within the old size */
 	off_t old_size;           /* file size before the change */
+	off_t end;                /* end of the bytes written (writes), new size
+	                             (truncations) */
+	int shrink;               /* a truncation that made the file smaller */
+	int keep, done;           /* at the power cut: reached the disk? */
 	struct undo *prev;
 };
 
@@ -122,26 +126,69 @@ static unsigned next_random(void)
 	return seed >> 16;
 }
 
+static int same_file(const struct undo *a, const struct undo *b)
+{
+	return a->dev == b->dev && a->ino == b->ino;
+}
+
+/* Zero the sectors of [from, to) of U's file that no kept write covers. */
+static void zero_lost(const struct undo *u, off_t from, off_t to)
+{
+	static const unsigned char zero[512];
+	for (off_t o = from; o < to; o += 512) {
+		int covered = 0;
+		for (const struct undo *k = undo_log; k && !covered; k = k->prev)
+			covered = k->keep && same_file(k, u) && k->off <= o && o < k->end;
+		if (!covered)
+			real_pwrite(u->fd, zero, (size_t)(to - o < 512 ? to - o : 512), o);
+	}
+}
+
+/* Put back the old bytes of lost write U, except where a newer write that
+ * reached the disk covers them. */
+static void restore_lost(const struct undo *u)
+{
+	for (size_t at = 0; at < u->len; at += 512) {
+		off_t o = u->off + (off_t)at;
+		int covered = 0;
+		for (const struct undo *k = undo_log; k != u && !covered; k = k->prev)
+			covered = k->keep && same_file(k, u) && k->off <= o && o < k->end;
+		if (!covered)
+			real_pwrite(u->fd, u->old + at, u->len - at < 512 ? u->len - at : 512, o);
+	}
+}
+
+/* What a power cut leaves: each unsynced change reached the disk or not.
+ * A lost write's old bytes come back; the file's size is the largest that
+ * a change which reached the disk implies (or the size at the last sync),
+ * and bytes in it that only lost writes gave are zeros. */
 static void power_cut(void)
 {
-	for (struct undo *u = undo_log; u; u = u->prev) {
-		if (next_random() & 1)
-			continue;   /* this write happened to reach the disk */
-		if (u->old && u->len)
-			real_pwrite(u->fd, u->old, u->len, u->off);
-		struct stat st;
-		if (fstat(u->fd, &st) || !S_ISREG(st.st_mode) || st.st_size <= u->old_size)
+	for (struct undo *u = undo_log; u; u = u->prev)   /* shrinks are always lost */
+		u->keep = !u->shrink && (next_random() & 1);
+	for (struct undo *u = undo_log; u; u = u->prev)
+		if (!u->keep && u->old && u->len)
+			restore_lost(u);
+	for (struct undo *g = undo_log; g; g = g->prev) {
+		if (g->done)
 			continue;
-		if (next_random() & 1) {
-			real_ftruncate(u->fd, u->old_size);   /* the size update was lost */
-		} else {
-			/* the size reached the disk, the data did not: zeros */
-			static const unsigned char zero[4096];
-			for (off_t o = u->old_size; o < st.st_size; o += (off_t)sizeof zero) {
-				size_t n = st.st_size - o < (off_t)sizeof zero ? (size_t)(st.st_size - o)
-				                                                 : sizeof zero;
-				real_pwrite(u->fd, zero, n, o);
-			}
+		off_t base = g->old_size, final;
+		for (struct undo *u = g; u; u = u->prev)   /* the oldest entry's size */
+			if (same_file(u, g))
+				base = u->old_size;
+		final = base;
+		for (struct undo *u = g; u; u = u->prev)
+			if (same_file(u, g) && u->keep && u->end > final)
+				final = u->end;
+		real_ftruncate(g->fd, final);
+		for (struct undo *u = g; u; u = u->prev) {
+			if (!same_file(u, g))
+				continue;
+			u->done = 1;
+			off_t from = u->off > u->old_size ? u->off : u->old_size;
+			off_t to = u->end < final ? u->end : final;
+			if (!u->keep && from < to)
+				zero_lost(u, from, to);
 		}
 	}
 }
@@ -174,7 +221,7 @@ fail:
 }
 
 /* Remember what [off, off+len) of FD held, so a power cut can undo it. */
-static void record(int fd, const struct stat *st, off_t off, size_t len)
+static void record(int fd, const struct stat *st, off_t off, size_t len, off_t end)
 {
 	if (mode != M_POWERLOSS || counted >= crash_at)
 		return;
@@ -186,6 +233,7 @@ static void record(int fd, const struct stat *st, off_t off, size_t len)
 	u->fd = fcntl(fd, F_DUPFD_CLOEXEC, 100);
 	u->off = off;
 	u->old_size = st->st_size;
+	u->end = end;
 	if (S_ISREG(st->st_mode) && off < st->st_size) {
 		u->len = (size_t)(st->st_size - off) < len ? (size_t)(st->st_size - off) : len;
 		u->old = malloc(u->len);
@@ -227,7 +275,7 @@ static ssize_t locked_pwrite(int fd, const void *buf, size_t len, off_t off)
 	if (is_file(fd, &st)) {
 		if (crash_point())
 			return -1;
-		record(fd, &st, off, len);
+		record(fd, &st, off, len, off + (off_t)len);
 	}
 	return real_pwrite(fd, buf, len, off);
 }
@@ -240,7 +288,7 @@ static ssize_t locked_write(int fd, const void *buf, size_t len)
 			return -1;
 		off_t off = lseek(fd, 0, SEEK_CUR);
 		if (off >= 0)
-			record(fd, &st, off, len);
+			record(fd, &st, off, len, off + (off_t)len);
 	}
 	return real_write(fd, buf, len);
 }
@@ -254,7 +302,7 @@ static ssize_t locked_pwritev(int fd, const struct iovec *iov, int n, off_t off)
 		size_t len = 0;
 		for (int i = 0; i < n; i++)
 			len += iov[i].iov_len;
-		record(fd, &st, off, len);
+		record(fd, &st, off, len, off + (off_t)len);
 	}
 	return real_pwritev(fd, iov, n, off);
 }
@@ -266,9 +314,13 @@ static int locked_ftruncate(int fd, off_t size)
 		if (crash_point())
 			return -1;
 		if (size < st.st_size)
-			record(fd, &st, size, (size_t)(st.st_size - size));
+		{
+			record(fd, &st, size, (size_t)(st.st_size - size), size);
+			if (undo_log && undo_log->end == size && mode == M_POWERLOSS)
+				undo_log->shrink = 1;
+		}
 		else
-			record(fd, &st, st.st_size, 0);
+			record(fd, &st, st.st_size, 0, size);
 	}
 	return real_ftruncate(fd, size);
 }
@@ -279,7 +331,7 @@ static int locked_fallocate(int fd, int fmode, off_t off, off_t len)
 	if (is_file(fd, &st)) {
 		if (crash_point())
 			return -1;
-		record(fd, &st, off, (size_t)len);
+		record(fd, &st, off, (size_t)len, off + len);
 	}
 	return real_fallocate(fd, fmode, off, len);
 }

@@ -1,0 +1,286 @@
+/* resize.c - grow a VHD's virtual size, crash-safely.
+ *
+ * Dynamic and differencing disks: when the BAT's last sector and the
+ * batmap have room, the new entries are written first and the header and
+ * footers last.  Otherwise the metadata (BAT, batmap, locator areas) moves
+ * to a bigger region placed right after the old one, so that it never
+ * overlaps what the old header still uses: the blocks in the way are
+ * moved to the end of the file one at a time (copy, sync, then the BAT
+ * entry), the new metadata is written into the freed space, and a single
+ * header write switches to it.  A crash at any point leaves a valid image
+ * of the old or the new size with the same content; the old metadata
+ * region is left as unused space.  blktap's tools accept the result: every
+ * block still lies after all the metadata.
+ *
+ * Fixed disks: the footer is rewritten at the new end, then the old
+ * footer's sector (now data) is zeroed.  (A crash between those two steps
+ * leaves the 512 bytes of the old footer in the new area.)
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static int sync_fd(struct vhd *v)
+{
+	if (fdatasync(v->fd))
+		return vhd_error(errno, "%s: fdatasync: %s", v->path, strerror(errno));
+	return 0;
+}
+
+static uint64_t locator_bytes(const struct vhd_locator *l)
+{
+	return l->data_space < SECTOR ? (uint64_t)l->data_space * SECTOR : l->data_space;
+}
+
+static int grow_fixed(struct vhd *v, uint64_t size)
+{
+	uint64_t old = v->footer_offset;
+	v->footer.curr_size = size;
+	v->footer.geometry = vhd_chs_geometry(size);
+	v->footer_offset = size;
+	if (vhd_write_footers(v) || sync_fd(v))
+		return -1;
+	static const uint8_t zero[FOOTER_SIZE];
+	if (write_at(v->fd, v->path, zero, FOOTER_SIZE, old) || sync_fd(v))
+		return -1;
+	v->file_size = size + FOOTER_SIZE;
+	return 0;
+}
+
+/* Entries the BAT's sectors can hold, and blocks the batmap can map. */
+static uint32_t bat_capacity(const struct vhd *v)
+{
+	uint64_t cap = round_up((uint64_t)v->bat_entries * 4, SECTOR) / 4;
+	if (v->has_batmap && cap > (uint64_t)v->batmap_hdr.map_sectors * SECTOR * 8)
+		cap = (uint64_t)v->batmap_hdr.map_sectors * SECTOR * 8;
+	return cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap;
+}
+
+static int set_size_fields(struct vhd *v, uint64_t size)
+{
+	v->footer.curr_size = size;
+	v->footer.geometry = vhd_chs_geometry(size);
+	if (vhd_write_footers(v) || sync_fd(v))
+		return -1;
+	/* the batmap's checksum covers bytes up to the new size: they are zero,
+	 * the sum is unchanged, but rewrite it so that it is computed anew */
+	return v->has_batmap ? vhd_write_batmap(v) || sync_fd(v) : 0;
+}
+
+static int grow_bat_array(struct vhd *v, uint32_t entries)
+{
+	uint32_t *bat = realloc(v->bat, (size_t)entries * 4);
+	if (!bat)
+		return vhd_error(ENOMEM, "%s: out of memory", v->path);
+	for (uint32_t b = v->bat_entries; b < entries; b++)
+		bat[b] = BAT_UNUSED;
+	v->bat = bat;
+	return 0;
+}
+
+/* The new entries fit in the BAT's last sector: mark them unused on disk,
+ * then let the header count them. */
+static int grow_in_place(struct vhd *v, uint32_t entries)
+{
+	uint32_t old = v->bat_entries;
+	if (grow_bat_array(v, entries))
+		return -1;
+	uint8_t *raw = xmalloc((size_t)(entries - old) * 4);
+	if (!raw)
+		return -1;
+	memset(raw, 0xFF, (size_t)(entries - old) * 4);
+	int rc = write_at(v->fd, v->path, raw, (size_t)(entries - old) * 4,
+	                  v->header.table_offset + 4ull * old);
+	free(raw);
+	if (rc || sync_fd(v))
+		return -1;
+	v->bat_entries = v->header.max_bat_entries = entries;
+	return vhd_write_header(v) || sync_fd(v);
+}
+
+/* ---- moving the metadata ---- */
+
+struct new_layout {
+	uint32_t entries;
+	uint64_t table_offset, bat_bytes;
+	uint64_t batmap_hdr_offset, map_offset;
+	uint32_t map_sectors;
+	uint64_t locators_offset, locator_space;
+	uint64_t end;                 /* blocks must start at or after this */
+	int nlocators;
+};
+
+static void plan_layout(const struct vhd *v, uint32_t entries, struct new_layout *L)
+{
+	memset(L, 0, sizeof *L);
+	L->entries = entries;
+	L->table_offset = round_up(vhd_metadata_end(v), SECTOR);
+	L->bat_bytes = round_up((uint64_t)entries * 4, SECTOR);
+	uint64_t end = L->table_offset + L->bat_bytes;
+	if (v->has_batmap) {
+		L->batmap_hdr_offset = end;
+		L->map_offset = end + SECTOR;
+		L->map_sectors = (uint32_t)div_round_up(div_round_up(entries, 8), SECTOR);
+		end = L->map_offset + (uint64_t)L->map_sectors * SECTOR;
+	}
+	L->locators_offset = end;
+	for (int i = 0; v->footer.type == VHD_TYPE_DIFF && i < LOC_COUNT; i++)
+		if (v->header.loc[i].code) {
+			L->locator_space += round_up(locator_bytes(&v->header.loc[i]), SECTOR);
+			L->nlocators++;
+		}
+	L->end = end + L->locator_space;
+}
+
+/* Move block B to the end of the file: the copy is durable before the BAT
+ * entry points at it, so a crash leaves one intact copy referenced. */
+static int move_block(struct vhd *v, uint32_t b, uint8_t *buf)
+{
+	uint64_t span = v->bitmap_bytes + (uint64_t)v->header.block_size;
+	uint64_t from = block_bitmap_offset(v, b);
+	uint64_t to = round_up(v->footer_offset + v->bitmap_bytes, DATA_ALIGN) - v->bitmap_bytes;
+	if (to / SECTOR > UINT32_MAX - 1)
+		return vhd_error(EFBIG, "%s: no room to move block %u", v->path, b);
+	uint64_t old_footer = v->footer_offset;
+	v->footer_offset = to + span;
+	if (vhd_write_footers(v) || sync_fd(v))
+		goto fail;
+	if (read_at(v->fd, v->path, buf, span, from) || write_at(v->fd, v->path, buf, span, to) ||
+	    sync_fd(v))
+		goto fail;
+	v->bat[b] = (uint32_t)(to / SECTOR);
+	if (vhd_write_bat_entry(v, b) || sync_fd(v))
+		return -1;
+	v->file_size = v->footer_offset + FOOTER_SIZE;
+	return 0;
+fail:
+	v->footer_offset = old_footer;
+	return -1;
+}
+
+static int clear_the_way(struct vhd *v, const struct new_layout *L)
+{
+	uint64_t span = v->bitmap_bytes + (uint64_t)v->header.block_size;
+	uint8_t *buf = NULL;
+	for (;;) {
+		uint32_t lowest = BAT_UNUSED;   /* the first block inside the new region */
+		for (uint32_t b = 0; b < v->bat_entries; b++)
+			if (v->bat[b] != BAT_UNUSED && (uint64_t)v->bat[b] * SECTOR < L->end &&
+			    (lowest == BAT_UNUSED || v->bat[b] < v->bat[lowest]))
+				lowest = b;
+		if (lowest == BAT_UNUSED)
+			break;
+		if (!buf && !(buf = xmalloc(span)))
+			return -1;
+		if (move_block(v, lowest, buf)) {
+			free(buf);
+			return -1;
+		}
+	}
+	free(buf);
+	if (v->footer_offset < L->end) {   /* an almost empty file: grow it */
+		v->footer_offset = L->end;
+		if (vhd_write_footers(v) || sync_fd(v))
+			return -1;
+	}
+	return 0;
+}
+
+/* Write BAT, batmap and locator data at their new places (still unused). */
+static int write_new_metadata(struct vhd *v, const struct new_layout *L, struct vhd_header *h)
+{
+	size_t bytes = (size_t)(L->end - L->table_offset);
+	uint8_t *buf = xcalloc(1, bytes);
+	if (!buf)
+		return -1;
+	int rc = -1;
+	for (uint32_t b = 0; b < L->entries; b++)
+		put_be32(buf + 4 * (size_t)b, b < v->bat_entries ? v->bat[b] : BAT_UNUSED);
+	*h = v->header;
+	h->table_offset = L->table_offset;
+	h->max_bat_entries = L->entries;
+	uint64_t loc = L->locators_offset;
+	for (int i = 0; v->footer.type == VHD_TYPE_DIFF && i < LOC_COUNT; i++) {
+		struct vhd_locator *l = &h->loc[i];
+		if (!l->code)
+			continue;
+		uint64_t n = locator_bytes(l);
+		if (n > 65536 || l->data_offset > v->footer_offset || n > v->footer_offset - l->data_offset) {
+			vhd_error(EINVAL, "%s: parent locator %d lies outside the file", v->path, i);
+			goto out;
+		}
+		if (read_at(v->fd, v->path, buf + (loc - L->table_offset), n, l->data_offset))
+			goto out;
+		l->data_offset = loc;
+		loc += round_up(n, SECTOR);
+	}
+	if (write_at(v->fd, v->path, buf, bytes, L->table_offset))
+		goto out;
+	rc = 0;
+out:
+	free(buf);
+	return rc;
+}
+
+static int write_new_batmap(struct vhd *v, const struct new_layout *L)
+{
+	size_t bytes = (size_t)L->map_sectors * SECTOR;
+	uint8_t *map = xcalloc(1, bytes);
+	if (!map)
+		return -1;
+	size_t old = (size_t)v->batmap_hdr.map_sectors * SECTOR;
+	memcpy(map, v->batmap, old < bytes ? old : bytes);
+	free(v->batmap);
+	v->batmap = map;
+	v->batmap_hdr.map_offset = L->map_offset;
+	v->batmap_hdr.map_sectors = L->map_sectors;
+	v->batmap_hdr_offset = L->batmap_hdr_offset;
+	return vhd_write_batmap(v);
+}
+
+/* After a failure here the handle no longer matches the file: callers
+ * close it (the file itself is valid, of the old size). */
+static int move_metadata(struct vhd *v, uint32_t entries)
+{
+	struct new_layout L;
+	struct vhd_header h;
+	plan_layout(v, entries, &L);
+	if (clear_the_way(v, &L) || write_new_metadata(v, &L, &h) ||
+	    (v->has_batmap && write_new_batmap(v, &L)) || sync_fd(v) ||
+	    grow_bat_array(v, entries))
+		return -1;
+	/* the switch: one header write */
+	v->header = h;
+	v->bat_entries = entries;
+	return vhd_write_header(v) || sync_fd(v);
+}
+
+VHD_EXPORT int vhd_resize(vhd_t *v, uint64_t new_size)
+{
+	if (!v->writable)
+		return vhd_error(EBADF, "%s: not opened for writing", v->path);
+	new_size = round_up(new_size, SECTOR);
+	if (new_size < v->footer.curr_size)
+		return vhd_error(EINVAL, "%s: cannot shrink from %llu to %llu bytes", v->path,
+		                 (unsigned long long)v->footer.curr_size, (unsigned long long)new_size);
+	if (new_size == v->footer.curr_size)
+		return 0;
+	if (v->footer.type == VHD_TYPE_FIXED) {
+		if (v->is_blockdev && new_size + FOOTER_SIZE > v->file_size)
+			return vhd_error(ENOSPC, "%s: device too small for %llu bytes", v->path,
+			                 (unsigned long long)new_size);
+		return grow_fixed(v, new_size);
+	}
+	uint64_t blocks = div_round_up(new_size, v->header.block_size);
+	if (blocks > MAX_BAT_ENTRIES || new_size > (uint64_t)2040 << 30)
+		return vhd_error(EFBIG, "%s: %llu bytes is more than a VHD can hold", v->path,
+		                 (unsigned long long)new_size);
+	int rc = 0;
+	if (blocks > v->bat_entries)
+		rc = blocks <= bat_capacity(v) ? grow_in_place(v, (uint32_t)blocks)
+		                               : move_metadata(v, (uint32_t)blocks);
+	return rc ? -1 : set_size_fields(v, new_size);
+}
