@@ -69,12 +69,17 @@ $(B)/tests/%.so: tests/preload/%.c
 $(B)/vhdkit.pc: lib/vhdkit.pc.in
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
 
+# the man page (scdoc, from tests/install-deps.sh); not part of `all` so that
+# building needs nothing beyond the compiler and the -dev packages
+$(B)/vhd.1: man/vhd.1.scd
+	scdoc < $< > $@
+
 tests-bin: all $(UNIT_BIN) $(TOOL_BIN) $(PRELOAD_SO)
 
 deps:
 	@sh tests/install-deps.sh
 
-check: deps tests-bin
+check: deps tests-bin $(B)/vhd.1
 	@B=$(B) sh tests/run.sh
 
 demo: all
@@ -89,7 +94,7 @@ crash-test: deps tests-bin
 bench: deps tests-bin
 	@B=$(B) sh bench/run.sh
 
-install: all
+install: all $(B)/vhd.1
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
 	    $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(B)/vhd $(DESTDIR)$(PREFIX)/bin/vhd
@@ -99,7 +104,7 @@ install: all
 	ln -sf libvhdkit.so.0 $(DESTDIR)$(PREFIX)/lib/libvhdkit.so
 	install -m 644 include/vhdkit.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(B)/vhdkit.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
-	for m in man/*.1; do [ -f "$$m" ] && install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man1/; done; true
+	install -m 644 $(B)/vhd.1 $(DESTDIR)$(PREFIX)/share/man/man1/vhd.1
 
 clean:
 	rm -rf $(B)

@@ -63,8 +63,8 @@ struct merge {
 	uint64_t left_bytes;
 	uint32_t left_new_blocks;
 	/* progress and throttling */
-	double t_report, t_window, t_limit;
-	uint64_t b_window, b_limit, limit;
+	double t_report, t_window, t_limit, t_start;
+	uint64_t b_window, b_limit, limit, b_start;
 	double rate;
 };
 
@@ -93,6 +93,9 @@ static int report(struct merge *m, const char *phase, bool force)
 		m->rate = m->rate > 0 ? 0.5 * m->rate + 0.5 * r : r;
 		m->t_window = t;
 		m->b_window = m->j.bytes_done;
+	} else if (m->rate == 0 && t > m->t_start && m->j.bytes_done > m->b_start) {
+		/* less than a second so far: the average since the start */
+		m->rate = (double)(m->j.bytes_done - m->b_start) / (t - m->t_start);
 	}
 	if (!m->opts->progress)
 		return 0;
@@ -778,7 +781,8 @@ int merge_run(const char *top, const char *base, const char *op, bool relink,
 	m.j.relink = relink;
 	m.t_window = m.t_limit = now();
 	int rc = setup(&m, top, base, op);
-	m.b_window = m.b_limit = m.j.bytes_done;
+	m.b_window = m.b_limit = m.b_start = m.j.bytes_done;
+	m.t_start = now();
 	if (!rc)
 		rc = finish(&m);
 	merge_free(&m);
