@@ -216,12 +216,16 @@ int vhd_check(const char *path, int flags, vhd_problem_fn fn, void *opaque);
 
 enum vhd_repair_flags {
 	VHD_REPAIR_DRY_RUN = 1 << 0,   /* say what would be done, change nothing */
+	VHD_REPAIR_FORCE   = 1 << 1,   /* also repair where data is already lost
+	                                  (truncated file, block past the end):
+	                                  the missing data then reads as zeros */
 };
 /* Repair what can be repaired safely: restore a damaged footer from its
  * copy, cut trailing garbage, rebuild a wrong batmap, fix a checksum whose
  * structure is intact.  Each action (done or, with DRY_RUN, planned) is
  * reported to FN as a problem with fatal=0.  Returns the number of actions,
- * or -1 if the image cannot be repaired safely (nothing is written then). */
+ * or -1 if the image cannot be repaired safely (nothing is written then):
+ * errno EPERM = refused as unsafe, EINVAL = not a VHD, EBUSY = in use. */
 int vhd_repair(const char *path, int flags, vhd_problem_fn fn, void *opaque);
 
 /* ---- coalesce and commit ------------------------------------------- */
