@@ -2,21 +2,20 @@
  *
  * Dynamic and differencing disks: when the BAT's last sector and the
  * batmap have room, the new entries are written first and the header and
- * footers last.  Otherwise the metadata (BAT, batmap, locator areas) moves
- * to a bigger region placed right after the old one, so that it never
- * overlaps what the old header still uses: the blocks in the way are
- * moved to the end of the file one at a time (copy, sync, then the BAT
- * entry), the new metadata is written into the freed space, and a single
- * header write switches to it.  A crash at any point leaves a valid image
- * of the old or the new size with the same content; the old metadata
- * region is left as unused space.  blktap's tools accept the result: every
+ * footers last.  Otherwise the BAT and batmap move to a bigger region
+ * placed right after all the old metadata, so that it never overlaps what
+ * the old header still uses: the blocks in the way are moved to the end of
+ * the file one at a time (copy, sync, then the BAT entry), the new BAT and
+ * batmap are written into the freed space, and a single header write (its
+ * first sector: table offset, entry count, checksum) switches to them.  A
+ * crash at any point leaves a valid image of the old or the new size with
+ * the same content; the old BAT and batmap are left as unused space.  blktap's tools accept the result: every
  * block still lies after all the metadata.
  *
- * Fixed disks: the footer is rewritten at the new end, then the old
- * footer's sector (now data) is zeroed.  (A crash between those two steps
- * leaves the 512 bytes of the old footer in the new area.)
+ * Fixed disks: see grow_fixed().
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -30,24 +29,60 @@ static int sync_fd(struct vhd *v)
 	return 0;
 }
 
-static uint64_t locator_bytes(const struct vhd_locator *l)
+static int write_zeros(struct vhd *v, uint64_t from, uint64_t to)
 {
-	return l->data_space < SECTOR ? (uint64_t)l->data_space * SECTOR : l->data_space;
+	static const uint8_t zero[64 * 1024];
+	for (uint64_t off = from; off < to; off += sizeof zero) {
+		size_t n = to - off < sizeof zero ? (size_t)(to - off) : sizeof zero;
+		if (write_at(v->fd, v->path, zero, n, off))
+			return -1;
+	}
+	return 0;
 }
 
+/* Zero [from, to), skipping a regular file's holes (an earlier, interrupted
+ * resize may have left a long one there). */
+static int zero_range(struct vhd *v, uint64_t from, uint64_t to)
+{
+	while (from < to) {
+		off_t data = v->is_blockdev ? (off_t)from : lseek(v->fd, (off_t)from, SEEK_DATA);
+		if (data < 0 && errno != ENXIO)
+			return write_zeros(v, from, to);
+		if (data < 0 || (uint64_t)data >= to)
+			return 0;   /* nothing but a hole up to the end */
+		off_t hole = v->is_blockdev ? (off_t)to : lseek(v->fd, data, SEEK_HOLE);
+		uint64_t end = hole < 0 || (uint64_t)hole > to ? to : (uint64_t)hole;
+		if (write_zeros(v, (uint64_t)data, end))
+			return -1;
+		from = end;
+	}
+	return 0;
+}
+
+/* A fixed disk's footer sits at the end of the file and its current size
+ * says how much of what comes before is disk.  Every step below leaves a
+ * valid image: first a copy of the unchanged footer at the new end (the
+ * disk keeps its old size; the bytes before it are not disk), then the
+ * area the disk grows into is zeroed, and one footer write switches to
+ * the new size.  On a block device the footer stays at the device's end. */
 static int grow_fixed(struct vhd *v, uint64_t size)
 {
-	uint64_t old = v->footer_offset;
+	uint64_t old = v->footer.curr_size;
+	uint64_t dirty_end = v->footer_offset + FOOTER_SIZE;   /* past it: fresh zeros */
+	if (v->is_blockdev && size > v->footer_offset)
+		return vhd_error(ENOSPC, "%s: device too small for %llu bytes", v->path,
+		                 (unsigned long long)size);
+	if (size > v->footer_offset) {
+		v->footer_offset = size;
+		if (vhd_write_footers(v) || sync_fd(v))
+			return -1;
+		v->file_size = size + FOOTER_SIZE;
+	}
+	if (zero_range(v, old, size < dirty_end ? size : dirty_end) || sync_fd(v))
+		return -1;
 	v->footer.curr_size = size;
 	v->footer.geometry = vhd_chs_geometry(size);
-	v->footer_offset = size;
-	if (vhd_write_footers(v) || sync_fd(v))
-		return -1;
-	static const uint8_t zero[FOOTER_SIZE];
-	if (write_at(v->fd, v->path, zero, FOOTER_SIZE, old) || sync_fd(v))
-		return -1;
-	v->file_size = size + FOOTER_SIZE;
-	return 0;
+	return vhd_write_footers(v) || sync_fd(v);
 }
 
 /* Entries the BAT's sectors can hold, and blocks the batmap can map. */
@@ -108,9 +143,7 @@ struct new_layout {
 	uint64_t table_offset, bat_bytes;
 	uint64_t batmap_hdr_offset, map_offset;
 	uint32_t map_sectors;
-	uint64_t locators_offset, locator_space;
 	uint64_t end;                 /* blocks must start at or after this */
-	int nlocators;
 };
 
 static void plan_layout(const struct vhd *v, uint32_t entries, struct new_layout *L)
@@ -126,13 +159,7 @@ static void plan_layout(const struct vhd *v, uint32_t entries, struct new_layout
 		L->map_sectors = (uint32_t)div_round_up(div_round_up(entries, 8), SECTOR);
 		end = L->map_offset + (uint64_t)L->map_sectors * SECTOR;
 	}
-	L->locators_offset = end;
-	for (int i = 0; v->footer.type == VHD_TYPE_DIFF && i < LOC_COUNT; i++)
-		if (v->header.loc[i].code) {
-			L->locator_space += round_up(locator_bytes(&v->header.loc[i]), SECTOR);
-			L->nlocators++;
-		}
-	L->end = end + L->locator_space;
+	L->end = end;
 }
 
 /* Move block B to the end of the file: the copy is durable before the BAT
@@ -189,38 +216,21 @@ static int clear_the_way(struct vhd *v, const struct new_layout *L)
 	return 0;
 }
 
-/* Write BAT, batmap and locator data at their new places (still unused). */
-static int write_new_metadata(struct vhd *v, const struct new_layout *L, struct vhd_header *h)
+/* Write the BAT at its new place (still unused space).  Locator data
+ * stays where it is: the new region lies past it, and the header switch
+ * then changes nothing in the header's second sector. */
+static int write_new_bat(struct vhd *v, const struct new_layout *L, struct vhd_header *h)
 {
-	size_t bytes = (size_t)(L->end - L->table_offset);
-	uint8_t *buf = xcalloc(1, bytes);
+	uint8_t *buf = xcalloc(1, (size_t)L->bat_bytes);
 	if (!buf)
 		return -1;
-	int rc = -1;
+	memset(buf + 4 * (size_t)L->entries, 0xFF, (size_t)L->bat_bytes - 4 * (size_t)L->entries);
 	for (uint32_t b = 0; b < L->entries; b++)
 		put_be32(buf + 4 * (size_t)b, b < v->bat_entries ? v->bat[b] : BAT_UNUSED);
 	*h = v->header;
 	h->table_offset = L->table_offset;
 	h->max_bat_entries = L->entries;
-	uint64_t loc = L->locators_offset;
-	for (int i = 0; v->footer.type == VHD_TYPE_DIFF && i < LOC_COUNT; i++) {
-		struct vhd_locator *l = &h->loc[i];
-		if (!l->code)
-			continue;
-		uint64_t n = locator_bytes(l);
-		if (n > 65536 || l->data_offset > v->footer_offset || n > v->footer_offset - l->data_offset) {
-			vhd_error(EINVAL, "%s: parent locator %d lies outside the file", v->path, i);
-			goto out;
-		}
-		if (read_at(v->fd, v->path, buf + (loc - L->table_offset), n, l->data_offset))
-			goto out;
-		l->data_offset = loc;
-		loc += round_up(n, SECTOR);
-	}
-	if (write_at(v->fd, v->path, buf, bytes, L->table_offset))
-		goto out;
-	rc = 0;
-out:
+	int rc = write_at(v->fd, v->path, buf, (size_t)L->bat_bytes, L->table_offset);
 	free(buf);
 	return rc;
 }
@@ -248,7 +258,7 @@ static int move_metadata(struct vhd *v, uint32_t entries)
 	struct new_layout L;
 	struct vhd_header h;
 	plan_layout(v, entries, &L);
-	if (clear_the_way(v, &L) || write_new_metadata(v, &L, &h) ||
+	if (clear_the_way(v, &L) || write_new_bat(v, &L, &h) ||
 	    (v->has_batmap && write_new_batmap(v, &L)) || sync_fd(v) ||
 	    grow_bat_array(v, entries))
 		return -1;
@@ -268,12 +278,8 @@ VHD_EXPORT int vhd_resize(vhd_t *v, uint64_t new_size)
 		                 (unsigned long long)v->footer.curr_size, (unsigned long long)new_size);
 	if (new_size == v->footer.curr_size)
 		return 0;
-	if (v->footer.type == VHD_TYPE_FIXED) {
-		if (v->is_blockdev && new_size + FOOTER_SIZE > v->file_size)
-			return vhd_error(ENOSPC, "%s: device too small for %llu bytes", v->path,
-			                 (unsigned long long)new_size);
+	if (v->footer.type == VHD_TYPE_FIXED)
 		return grow_fixed(v, new_size);
-	}
 	uint64_t blocks = div_round_up(new_size, v->header.block_size);
 	if (blocks > MAX_BAT_ENTRIES || new_size > (uint64_t)2040 << 30)
 		return vhd_error(EFBIG, "%s: %llu bytes is more than a VHD can hold", v->path,
