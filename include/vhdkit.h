@@ -206,6 +206,8 @@ struct vhd_problem {
 	const char *path;     /* the file concerned */
 	const char *message;
 	int fatal;            /* the image cannot be opened because of it */
+	int note;             /* a remark only, not a defect: not counted by
+	                         vhd_check() (e.g. qemu's force_size geometry) */
 };
 typedef void (*vhd_problem_fn)(const struct vhd_problem *p, void *opaque);
 
@@ -264,6 +266,12 @@ struct vhd_coalesce_opts {
 	void *opaque;
 	unsigned batch_blocks;               /* blocks per durable step; 0 = default */
 };
+
+/* vhd_check() that also reports the progress of VHD_CHECK_DATA (phase
+ * "data", TOP = the file, bytes of allocated blocks) to PROGRESS (may be
+ * NULL); a non-zero return from PROGRESS stops the check (-1, EINTR). */
+int vhd_check_progress(const char *path, int flags, vhd_problem_fn fn, void *opaque,
+                       vhd_progress_fn progress, void *progress_opaque);
 
 /* Merge CHILD's data into its parent (blktap's semantics: CHILD is not
  * changed).  Sector-granular: the parent's sectors the child lacks survive,

@@ -72,7 +72,7 @@ uint32_t footer_checksum(const struct vhd_footer *f)
 
 /* blktap accepts a checksum computed with hidden=0 from early tap versions
  * that set the flag without updating the checksum. */
-static bool footer_checksum_ok(const struct vhd_footer *f)
+bool footer_checksum_ok(const struct vhd_footer *f)
 {
 	if (footer_checksum(f) == f->checksum)
 		return true;

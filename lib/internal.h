@@ -93,6 +93,8 @@ struct vhd_batmap_header {
 void footer_decode(struct vhd_footer *f, const uint8_t *buf);
 void footer_encode(uint8_t *buf, const struct vhd_footer *f);
 uint32_t footer_checksum(const struct vhd_footer *f);
+/* The checksum is right (or right with hidden=0, as early tap versions wrote). */
+bool footer_checksum_ok(const struct vhd_footer *f);
 void header_decode(struct vhd_header *h, const uint8_t *buf);
 void header_encode(uint8_t *buf, const struct vhd_header *h);
 uint32_t header_checksum(const struct vhd_header *h);

@@ -1,0 +1,998 @@
+/* check.c - vhd_check(): every test of blktap's `vhd-util check`, in its
+ * order and with its wording, but going on after a problem so that all of
+ * them are reported; plus data checks (VHD_CHECK_DATA) and the ancestors
+ * (VHD_CHECK_CHAIN).
+ *
+ * Nothing read is trusted: a size or offset is compared with the file size
+ * before anything is allocated or read with it, so hostile metadata costs
+ * at most the file's own size in memory.  Plain checks read the footers,
+ * the header, the BAT and the batmap in one read each, never a bitmap. */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#include "internal.h"
+
+#define LIST_CAP 20          /* lines per kind of repeated problem */
+#define FOOTER_OF_511 511u   /* blktap tolerates a last footer byte missing */
+#define CHS_MAX (65535u << 16 | 16u << 8 | 255u)
+
+enum kind { PROBLEM, FATAL, NOTE };
+
+struct check {
+	struct vhd *v;             /* fd, path, sizes, footer, header, BAT, batmap */
+	int flags;
+	vhd_problem_fn fn;
+	void *opaque;
+	vhd_progress_fn progress;
+	void *progress_opaque;
+	int problems;
+	uint8_t primary_raw[FOOTER_SIZE];
+	uint8_t backup_raw[FOOTER_SIZE];
+	bool primary_bad;          /* the primary footer has a fatal problem */
+	uint32_t blocks;           /* blocks the virtual size covers */
+	uint64_t meta_end;         /* end of the metadata (blktap's "end of headers") */
+	uint64_t data_end;         /* end of the last block not in the metadata */
+	bool geometry_noted;
+	bool *bad_block;           /* BAT entry unusable for data checks */
+	bool batmap_header_found;
+	char *parent;              /* the verified parent, for VHD_CHECK_CHAIN */
+};
+
+/* ---- reporting --------------------------------------------------------- */
+
+__attribute__((format(printf, 3, 4)))
+static void say(struct check *c, enum kind k, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (k != NOTE)
+		c->problems++;
+	if (!c->fn)
+		return;
+	struct vhd_problem p = { .path = c->v->path, .message = msg, .fatal = k == FATAL,
+	                         .note = k == NOTE };
+	c->fn(&p, c->opaque);
+}
+
+/* Repeated problems of one kind (blocks, sectors): the first LIST_CAP are
+ * listed, the rest summed up in one line by list_end(). */
+struct list {
+	unsigned shown, more;
+};
+
+static bool list_room(struct list *l)
+{
+	if (l->shown < LIST_CAP) {
+		l->shown++;
+		return true;
+	}
+	l->more++;
+	return false;
+}
+
+static void list_end(struct check *c, const struct list *l, enum kind k, const char *what)
+{
+	if (l->more)
+		say(c, k, "%u more %s (not listed)", l->more, what);
+}
+
+/* ---- footers ----------------------------------------------------------- */
+
+static bool valid_type(uint32_t type)
+{
+	return type == VHD_TYPE_FIXED || type == VHD_TYPE_DYNAMIC || type == VHD_TYPE_DIFF;
+}
+
+static void footer_geometry(struct check *c, const char *what, const struct vhd_footer *f)
+{
+	if (vhd_chs_geometry(f->curr_size) >= f->geometry)
+		return;
+	if (f->geometry != CHS_MAX) {
+		say(c, PROBLEM, "%s invalid: geometry too large", what);
+	} else if (!c->geometry_noted) {   /* once for both footers */
+		c->geometry_noted = true;
+		say(c, NOTE, "geometry 65535/16/255 (qemu's force_size) exceeds the CHS of the "
+		    "size; the size field is used");
+	}
+}
+
+/* Every test blktap makes of a footer, in its order.  Returns true when the
+ * footer is usable for the rest of the check (cookie and type right),
+ * sets *FATAL when vhd_open() would refuse it. */
+static bool footer_tests(struct check *c, const struct vhd_footer *f, const char *what,
+                         bool *fatal)
+{
+	*fatal = true;
+	if (memcmp(f->cookie, "conectix", 8)) {
+		say(c, FATAL, "%s invalid: invalid cookie", what);
+		return false;
+	}
+	*fatal = false;
+	if (!footer_checksum_ok(f)) {
+		say(c, FATAL, "%s invalid: invalid checksum (0x%08x stored, 0x%08x computed)", what,
+		    f->checksum, footer_checksum(f));
+		*fatal = true;
+	}
+	if (!(f->features & VHD_FEATURE_RESERVED))
+		say(c, PROBLEM, "%s invalid: invalid 'reserved' feature", what);
+	if (f->features & ~(0x1u | VHD_FEATURE_RESERVED))
+		say(c, PROBLEM, "%s invalid: invalid extra features", what);
+	if (f->version != VHD_VERSION)
+		say(c, PROBLEM, "%s invalid: invalid file format version", what);
+	if (f->type != VHD_TYPE_DYNAMIC && f->type != VHD_TYPE_DIFF &&
+	    f->data_offset != DD_OFFSET_NONE) {
+		say(c, FATAL, "%s invalid: invalid data offset", what);
+		*fatal = true;
+	}
+	if (!(c->flags & VHD_CHECK_NO_TIME) &&
+	    f->timestamp > vhd_time_from_unix(time(NULL)) + 1800u)
+		say(c, PROBLEM, "%s invalid: creation time in future", what);
+	if (!memcmp(f->creator_app, "tap", 3) && f->creator_version > TAP_CREATOR_VERSION)
+		say(c, PROBLEM, "%s invalid: unsupported tap creator version", what);
+	footer_geometry(c, what, f);
+	if (!valid_type(f->type)) {
+		say(c, FATAL, "%s invalid: invalid type %u", what, f->type);
+		*fatal = true;
+	}
+	if (f->saved_state > 1)
+		say(c, PROBLEM, "%s invalid: invalid 'saved' state", what);
+	if (f->hidden > 1)
+		say(c, PROBLEM, "%s invalid: invalid 'hidden' state", what);
+	if (!is_zero(f->reserved, sizeof f->reserved))
+		say(c, PROBLEM, "%s invalid: invalid 'reserved' bits", what);
+	return valid_type(f->type);
+}
+
+static bool read_ok(struct check *c, void *buf, size_t len, uint64_t off, const char *what)
+{
+	if (!read_at(c->v->fd, c->v->path, buf, len, off))
+		return true;
+	say(c, FATAL, "error reading %s: %d (%s)", what, -vhd_get_errno(), vhd_get_error());
+	return false;
+}
+
+static void check_fixed(struct check *c)
+{
+	struct vhd *v = c->v;
+	if (v->footer.curr_size > v->footer_offset)
+		say(c, FATAL, "fixed disk of %llu bytes does not fit in a file of %llu bytes",
+		    (unsigned long long)v->footer.curr_size, (unsigned long long)v->file_size);
+	else if (v->footer.curr_size < v->footer_offset)
+		say(c, NOTE, "%llu bytes between the end of the disk and the footer",
+		    (unsigned long long)(v->footer_offset - v->footer.curr_size));
+}
+
+static bool backup_matches(const struct check *c, const struct vhd_footer *backup)
+{
+	if (!memcmp(c->primary_raw, c->backup_raw, FOOTER_SIZE))
+		return true;
+	/* blktap's exception for early tap versions' hidden flag */
+	if (!backup->hidden || memcmp(backup->creator_app, "tap", 3) ||
+	    (backup->creator_version != 0x00000001u && backup->creator_version != 0x00010001u))
+		return false;
+	struct vhd_footer t = *backup;
+	uint8_t raw[FOOTER_SIZE];
+	t.hidden = 0;
+	footer_encode(raw, &t);
+	return !memcmp(c->primary_raw, raw, FOOTER_SIZE);
+}
+
+/* The backup footer at offset 0 of a dynamic disk.  Returns true when it
+ * is usable (and may stand in for a bad primary). */
+static bool check_backup(struct check *c, bool primary_usable, struct vhd_footer *backup)
+{
+	bool fatal;
+	if (c->v->file_size < FOOTER_SIZE + HEADER_SIZE + FOOTER_SIZE) {
+		if (primary_usable)
+			say(c, FATAL, "error reading backup footer: -5 (file of %llu bytes)",
+			    (unsigned long long)c->v->file_size);
+		return false;
+	}
+	if (!read_ok(c, c->backup_raw, FOOTER_SIZE, 0, "backup footer"))
+		return false;
+	footer_decode(backup, c->backup_raw);
+	bool usable = footer_tests(c, backup, "backup footer", &fatal);
+	if (primary_usable && usable && !backup_matches(c, backup))
+		say(c, PROBLEM, "primary and backup footers do not match");
+	return usable && !fatal && backup->type != VHD_TYPE_FIXED;
+}
+
+/* Both footers.  Returns true when the check can go on to the header (a
+ * dynamic or differencing disk with a usable footer in c->v->footer). */
+static bool check_footers(struct check *c)
+{
+	struct vhd *v = c->v;
+	struct vhd_footer backup;
+	bool fatal;
+	uint64_t size = v->file_size;
+	size_t len = size % SECTOR ? FOOTER_OF_511 : FOOTER_SIZE;
+
+	if (size < len) {
+		say(c, FATAL, "error calculating end of file: %d (a file of %llu bytes cannot hold "
+		    "a VHD footer)", -EINVAL, (unsigned long long)size);
+		return false;
+	}
+	v->footer_offset = size - len;
+	memset(c->primary_raw, 0, sizeof c->primary_raw);
+	if (!read_ok(c, c->primary_raw, len, v->footer_offset, "primary footer"))
+		return false;
+	footer_decode(&v->footer, c->primary_raw);
+	bool usable = footer_tests(c, &v->footer, "primary footer", &fatal);
+	c->primary_bad = fatal || !usable;
+	if (usable && v->footer.type == VHD_TYPE_FIXED) {
+		if (!fatal)
+			check_fixed(c);
+		return false;
+	}
+	bool backup_ok = check_backup(c, usable, &backup);
+	if (c->primary_bad && backup_ok) {
+		v->footer = backup;
+		return true;
+	}
+	return usable;
+}
+
+/* ---- header ------------------------------------------------------------ */
+
+static bool is_power_of_two(uint32_t v)
+{
+	return v && !(v & (v - 1));
+}
+
+/* Returns true when the BAT can be read (table offset and block size sane). */
+static bool header_tests(struct check *c, const struct vhd_header *h)
+{
+	const uint64_t footer_off = c->v->footer_offset;
+	bool bat_ok = true;
+	uint32_t sum = header_checksum(h);
+	if (sum != h->checksum)
+		say(c, FATAL, "header is invalid: invalid checksum (0x%08x stored, 0x%08x computed)",
+		    h->checksum, sum);
+	if (h->version != VHD_VERSION)
+		say(c, FATAL, "header is invalid: invalid header version");
+	if (h->data_offset != DD_OFFSET_NONE)
+		say(c, FATAL, "header is invalid: invalid data offset");
+	if (!h->table_offset || h->table_offset % SECTOR || h->table_offset > footer_off ||
+	    (uint64_t)h->max_bat_entries * 4 > footer_off - h->table_offset) {
+		say(c, FATAL, "header is invalid: invalid table offset (BAT of %u entries at 0x%llx, "
+		    "file of %llu bytes)", h->max_bat_entries, (unsigned long long)h->table_offset,
+		    (unsigned long long)c->v->file_size);
+		bat_ok = false;
+	}
+	if (!is_power_of_two(h->block_size)) {
+		say(c, FATAL, "header is invalid: invalid block size");
+		bat_ok = false;
+	} else if (h->block_size < MIN_BLOCK_SIZE || h->block_size > MAX_BLOCK_SIZE) {
+		say(c, FATAL, "header is invalid: unsupported block size %u", h->block_size);
+		bat_ok = false;
+	}
+	if (h->reserved1 || !is_zero(h->reserved2, sizeof h->reserved2))
+		say(c, FATAL, "header is invalid: invalid reserved bits");
+	if (h->max_bat_entries > MAX_BAT_ENTRIES)
+		say(c, FATAL, "header is invalid: max bat size too large (%u entries)",
+		    h->max_bat_entries);
+	return bat_ok;
+}
+
+static bool check_header(struct check *c)
+{
+	struct vhd *v = c->v;
+	uint8_t raw[HEADER_SIZE];
+	uint64_t off = v->footer.data_offset;
+	if (off % SECTOR || off > v->footer_offset || v->footer_offset - off < HEADER_SIZE) {
+		say(c, FATAL, "error reading header: %d (data offset 0x%llx is outside the file)",
+		    -EIO, (unsigned long long)off);
+		return false;
+	}
+	if (!read_ok(c, raw, HEADER_SIZE, off, "header"))
+		return false;
+	header_decode(&v->header, raw);
+	if (memcmp(v->header.cookie, "cxsparse", 8)) {
+		say(c, FATAL, "header is invalid: invalid cookie");
+		return false;
+	}
+	if (!header_tests(c, &v->header))
+		return false;
+	v->bat_entries = v->header.max_bat_entries;
+	v->block_sectors = v->header.block_size / SECTOR;
+	v->bitmap_bytes = (uint32_t)round_up(div_round_up(v->block_sectors, 8), SECTOR);
+	uint64_t blocks = div_round_up(v->footer.curr_size, v->header.block_size);
+	if (blocks > v->bat_entries) {
+		say(c, FATAL, "VHD size (%llu blocks) exceeds BAT size (%u)",
+		    (unsigned long long)blocks, v->bat_entries);
+		blocks = v->bat_entries;
+	}
+	c->blocks = (uint32_t)blocks;
+	return true;
+}
+
+static void check_parent_fields(struct check *c)
+{
+	struct vhd *v = c->v;
+	const struct vhd_header *h = &v->header;
+	static const uint8_t null_uuid[16];
+	if (v->footer.type == VHD_TYPE_DIFF) {
+		if (!(c->flags & VHD_CHECK_NO_TIME) &&
+		    h->parent_timestamp > vhd_time_from_unix(time(NULL)) + 1800u)
+			say(c, PROBLEM, "differencing header is invalid: parent creation time in future");
+		v->parent_name = utf16_to_utf8(h->parent_name, sizeof h->parent_name, true);
+		if (!v->parent_name)
+			say(c, FATAL, "differencing header is invalid: invalid parent name");
+		return;
+	}
+	if (!is_zero(h->parent_name, sizeof h->parent_name))
+		say(c, PROBLEM, "differencing header is invalid: invalid non-null parent name");
+	for (int i = 0; i < LOC_COUNT; i++) {
+		const struct vhd_locator *l = &h->loc[i];
+		if (l->code || l->data_space || l->data_len || l->reserved || l->data_offset) {
+			say(c, PROBLEM, "differencing header is invalid: invalid non-null parent locators");
+			break;
+		}
+	}
+	if (memcmp(h->parent_uuid, null_uuid, 16))
+		say(c, PROBLEM, "differencing header is invalid: invalid non-null parent uuid");
+	if (h->parent_timestamp)
+		say(c, PROBLEM, "differencing header is invalid: invalid non-zero parent timestamp");
+}
+
+/* ---- batmap ------------------------------------------------------------ */
+
+static bool creator_has_batmap(const struct vhd_footer *f)
+{
+	return !memcmp(f->creator_app, "tap", 3) && f->creator_version >= 0x00010002u;
+}
+
+static uint64_t batmap_header_offset(const struct vhd *v)
+{
+	return v->header.table_offset + round_up((uint64_t)v->bat_entries * 4, SECTOR);
+}
+
+/* blktap's batmap tests; the map is read (and its checksum tested) only
+ * when it lies inside the file.  Returns the first problem or NULL; with
+ * REPORT, reports every one. */
+static const char *batmap_tests(struct check *c, bool report)
+{
+	struct vhd *v = c->v;
+	const struct vhd_batmap_header *m = &v->batmap_hdr;
+	const char *first = NULL;
+	uint64_t bytes = (uint64_t)m->map_sectors * SECTOR;
+	bool placed = m->map_offset && !(m->map_offset % SECTOR) &&
+	              m->map_offset <= v->footer_offset && bytes <= v->footer_offset - m->map_offset;
+	const struct { bool bad; const char *msg; } tests[] = {
+		{ m->version > BATMAP_VERSION, "unsupported batmap version" },
+		{ placed && m->map_sectors && !v->batmap, "invalid checksum" },
+		{ !m->map_sectors, "invalid size zero" },
+		{ bytes * 8 < v->bat_entries, "batmap-BAT size mismatch" },
+		{ !m->map_offset || m->map_offset % SECTOR, "invalid batmap offset" },
+		{ !placed && m->map_offset && !(m->map_offset % SECTOR), "invalid batmap size" },
+	};
+	for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+		if (!tests[i].bad)
+			continue;
+		if (!first)
+			first = tests[i].msg;
+		if (report)
+			say(c, PROBLEM, "batmap is invalid: %s", tests[i].msg);
+	}
+	return first;
+}
+
+/* Read the batmap header and, if it is placed sanely, the map; the map is
+ * kept (v->batmap) only when its checksum is right. */
+static int load_batmap(struct check *c)
+{
+	struct vhd *v = c->v;
+	struct vhd_batmap_header *m = &v->batmap_hdr;
+	uint8_t buf[SECTOR];
+	uint64_t off = batmap_header_offset(v);
+	if (!creator_has_batmap(&v->footer) || off > v->footer_offset ||
+	    v->footer_offset - off < SECTOR)
+		return 0;
+	if (read_at(v->fd, v->path, buf, SECTOR, off))
+		return -1;
+	batmap_header_decode(m, buf);
+	if (memcmp(m->cookie, "tdbatmap", 8))
+		return 0;
+	c->batmap_header_found = true;
+	v->batmap_hdr_offset = off;
+	uint64_t bytes = (uint64_t)m->map_sectors * SECTOR;
+	if (!m->map_sectors || !m->map_offset || m->map_offset % SECTOR ||
+	    m->map_offset > v->footer_offset || bytes > v->footer_offset - m->map_offset)
+		return 0;
+	uint8_t *map = xmalloc(bytes);
+	if (!map || read_at(v->fd, v->path, map, bytes, m->map_offset)) {
+		free(map);
+		return -1;
+	}
+	uint64_t sum_bytes = round_up(div_round_up(c->blocks, 8), SECTOR);
+	if (sum_bytes > bytes)
+		sum_bytes = bytes;
+	if (batmap_checksum(map, sum_bytes) == m->checksum) {
+		v->batmap = map;
+		v->has_batmap = true;
+	} else {
+		free(map);
+	}
+	return 0;
+}
+
+static void check_batmap(struct check *c)
+{
+	struct vhd *v = c->v;
+	struct list l = { 0 };
+	if (!c->batmap_header_found)
+		return;
+	batmap_tests(c, true);
+	if (!v->has_batmap)
+		return;
+	uint64_t bits = (uint64_t)v->batmap_hdr.map_sectors * SECTOR * 8;
+	uint64_t n = c->blocks < bits ? c->blocks : bits;
+	for (uint64_t b = bit_find(v->batmap, 0, n, true); b < n;
+	     b = bit_find(v->batmap, b + 1, n, true)) {
+		if (v->bat[b] == BAT_UNUSED && list_room(&l))
+			say(c, PROBLEM, "batmap shows unallocated block %llu full", (unsigned long long)b);
+	}
+	list_end(c, &l, PROBLEM, "unallocated blocks shown full by the batmap");
+}
+
+/* ---- BAT --------------------------------------------------------------- */
+
+static uint64_t locator_bytes(const struct vhd_locator *l)
+{
+	/* blktap writes bytes (512); the specification says sectors */
+	return l->data_space < SECTOR ? (uint64_t)l->data_space * SECTOR : l->data_space;
+}
+
+/* blktap's "end of headers": header, BAT, batmap, locators. */
+static uint64_t metadata_end(struct check *c)
+{
+	struct vhd *v = c->v;
+	uint64_t end = vhd_metadata_end(v);
+	if (v->batmap_hdr_offset && !v->has_batmap) {
+		/* an invalid batmap: only the header sector is known to be used */
+		end = v->footer.data_offset + HEADER_SIZE;
+		uint64_t bat_end = batmap_header_offset(v);
+		end = end > bat_end + SECTOR ? end : bat_end + SECTOR;
+		struct vhd_batmap_header keep = v->batmap_hdr;
+		uint64_t keep_off = v->batmap_hdr_offset;
+		v->batmap_hdr_offset = 0;
+		uint64_t rest = vhd_metadata_end(v);
+		v->batmap_hdr_offset = keep_off;
+		v->batmap_hdr = keep;
+		end = end > rest ? end : rest;
+	}
+	return end;
+}
+
+static bool read_bat(struct check *c)
+{
+	struct vhd *v = c->v;
+	size_t bytes = (size_t)v->bat_entries * 4;
+	uint8_t *raw = xmalloc(bytes);
+	v->bat = xmalloc(bytes);
+	c->bad_block = xcalloc(v->bat_entries ? v->bat_entries : 1, sizeof *c->bad_block);
+	if (!raw || !v->bat || !c->bad_block ||
+	    read_at(v->fd, v->path, raw, bytes, v->header.table_offset)) {
+		say(c, FATAL, "error reading bat: %d (%s)", -vhd_get_errno(), vhd_get_error());
+		free(raw);
+		free(v->bat);
+		v->bat = NULL;
+		return false;
+	}
+	for (uint32_t i = 0; i < v->bat_entries; i++)
+		v->bat[i] = get_be32(raw + 4 * (size_t)i);
+	free(raw);
+	return true;
+}
+
+static void check_placement(struct check *c, uint64_t span)
+{
+	struct vhd *v = c->v;
+	struct list head = { 0 }, foot = { 0 };
+	uint64_t eoh = div_round_up(c->meta_end, SECTOR), eof = v->footer_offset / SECTOR;
+	for (uint32_t b = 0; b < v->bat_entries; b++) {
+		uint32_t off = v->bat[b];
+		if (off == BAT_UNUSED)
+			continue;
+		if (off < eoh) {
+			c->bad_block[b] = true;
+			if (list_room(&head))
+				say(c, FATAL, "block %u (offset 0x%x) clobbers headers", b, off);
+		} else if (off + span > eof) {
+			c->bad_block[b] = true;
+			if (list_room(&foot))
+				say(c, FATAL, "block %u (offset 0x%x) clobbers footer", b, off);
+		}
+		if (off >= eoh && (off + span) * SECTOR > c->data_end)
+			c->data_end = (off + span) * SECTOR;   /* where the footer belongs */
+	}
+	list_end(c, &head, FATAL, "blocks clobber headers");
+	list_end(c, &foot, FATAL, "blocks clobber the footer");
+}
+
+struct entry {
+	uint32_t off, block;
+};
+
+static int cmp_entry(const void *a, const void *b)
+{
+	const struct entry *x = a, *y = b;
+	if (x->off != y->off)
+		return x->off < y->off ? -1 : 1;
+	return x->block < y->block ? -1 : x->block > y->block;
+}
+
+static int cmp_pair(const void *a, const void *b)
+{
+	const struct entry *x = a, *y = b;   /* off = first block, block = second */
+	if (x->off != y->off)
+		return x->off < y->off ? -1 : 1;
+	return x->block < y->block ? -1 : x->block > y->block;
+}
+
+/* Sorted by offset, a block overlaps another iff it overlaps its
+ * predecessor (all blocks have the same span): O(n log n).  Each such pair
+ * is reported once, lower block first, in BAT order as blktap does. */
+static void check_overlaps(struct check *c, uint64_t span)
+{
+	struct vhd *v = c->v;
+	struct entry *e = xmalloc(((size_t)v->bat_entries + 1) * sizeof *e);
+	size_t n = 0, np = 0;
+	struct list l = { 0 };
+	if (!e) {
+		say(c, FATAL, "error checking overlaps: %s", vhd_get_error());
+		return;
+	}
+	for (uint32_t b = 0; b < v->bat_entries; b++)
+		if (v->bat[b] != BAT_UNUSED && !c->bad_block[b])
+			e[n++] = (struct entry){ v->bat[b], b };
+	qsort(e, n, sizeof *e, cmp_entry);
+	/* the pairs are stored over the entries already passed */
+	for (size_t k = 1; k < n; k++) {
+		struct entry prev = e[k - 1], cur = e[k];
+		if ((uint64_t)prev.off + span <= cur.off)
+			continue;
+		c->bad_block[prev.block] = c->bad_block[cur.block] = true;
+		uint32_t lo = prev.block < cur.block ? prev.block : cur.block;
+		uint32_t hi = prev.block ^ cur.block ^ lo;
+		e[np++] = (struct entry){ lo, hi };   /* np < k: entries no longer needed */
+	}
+	qsort(e, np, sizeof *e, cmp_pair);
+	for (size_t k = 0; k < np; k++)
+		if (list_room(&l))
+			say(c, PROBLEM, "block %u (offset 0x%x) clobbers block %u (offset 0x%x)",
+			    e[k].off, v->bat[e[k].off], e[k].block, v->bat[e[k].block]);
+	list_end(c, &l, PROBLEM, "overlapping block pairs");
+	free(e);
+}
+
+static void check_bat(struct check *c)
+{
+	struct vhd *v = c->v;
+	uint64_t size = v->file_size;
+	if (size % SECTOR && size % SECTOR != FOOTER_OF_511)
+		say(c, PROBLEM, "invalid file size: 0x%llx", (unsigned long long)size);
+	if (!read_bat(c))
+		return;
+	if (load_batmap(c) < 0) {
+		say(c, FATAL, "error reading batmap: %d (%s)", -vhd_get_errno(), vhd_get_error());
+		return;
+	}
+	if (c->batmap_header_found && batmap_tests(c, false))
+		say(c, PROBLEM, "error calculating end of metadata: %d (the batmap is invalid)",
+		    -EINVAL);
+	c->meta_end = metadata_end(c);
+	c->data_end = c->meta_end;
+	uint64_t span = ((uint64_t)v->bitmap_bytes + v->header.block_size) / SECTOR;
+	check_placement(c, span);
+	check_overlaps(c, span);
+}
+
+/* ---- parent locators and the parent ------------------------------------ */
+
+static bool known_code(uint32_t code)
+{
+	switch (code) {
+	case 0: case LOC_MACX: case LOC_W2KU: case LOC_W2RU:
+	case 0x57693272u /* Wi2r */: case 0x5769326Bu /* Wi2k */: case 0x4D616320u /* Mac */:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static const char *locator_problem(const struct check *c, const struct vhd_locator *l)
+{
+	const uint64_t end = c->v->footer_offset;
+	if (!known_code(l->code))
+		return "invalid platform code";
+	if (!l->code)
+		return l->data_space || l->data_len || l->reserved || l->data_offset
+		       ? "non-zero locator" : NULL;
+	if (!l->data_offset)
+		return "invalid data offset";
+	if (!l->data_space)
+		return "invalid data space";
+	if (!l->data_len)
+		return "invalid data length";
+	if (l->data_offset > end || locator_bytes(l) > end - l->data_offset)
+		return "invalid size";
+	if (l->reserved)
+		return "invalid reserved bits";
+	return NULL;
+}
+
+/* Why the file at PATH is not the parent the header names, or NULL.  Only
+ * its footer is read (primary, else the backup), as vhd_open() needs. */
+static const char *parent_mismatch(const struct check *c, const char *path)
+{
+	struct vhd *p = vhd_open_file(path, VHD_OPEN_RDONLY | VHD_OPEN_NO_PARENT, true);
+	const char *why = NULL;
+	if (!p)
+		why = "error opening parent";
+	else if (memcmp(p->footer.uuid, c->v->header.parent_uuid, 16))
+		why = "invalid parent uuid";
+	vhd_free(p);
+	return why;
+}
+
+static bool file_exists(const char *path)
+{
+	return access(path, F_OK) == 0;
+}
+
+/* Locator I's resolved path (caller frees), or NULL when it has none. */
+static char *locator_location(const struct check *c, int i)
+{
+	const struct vhd_locator *l = &c->v->header.loc[i];
+	if (l->code != LOC_MACX && l->code != LOC_W2KU && l->code != LOC_W2RU)
+		return NULL;
+	if (locator_problem(c, l))
+		return NULL;
+	char *rel = vhd_locator_path(c->v, i);
+	char *p = rel ? path_relative_to(c->v->path, rel) : NULL;
+	free(rel);
+	return p;
+}
+
+static char *header_name_location(const struct check *c)
+{
+	const char *name = c->v->parent_name;
+	if (!name || !*name || strchr(name, '/'))
+		return NULL;
+	return path_relative_to(c->v->path, name);
+}
+
+/* The parent as vhd_open() finds it: the first locator, then the header's
+ * parent name, holding a VHD with the right UUID.  Caller frees. */
+static char *find_parent(const struct check *c)
+{
+	for (int i = 0; i <= LOC_COUNT; i++) {
+		char *p = i < LOC_COUNT ? locator_location(c, i) : header_name_location(c);
+		if (p && file_exists(p) && !parent_mismatch(c, p))
+			return p;
+		free(p);
+	}
+	return NULL;
+}
+
+static bool duplicate_code(const struct vhd_header *h, int i)
+{
+	for (int k = 0; k < i; k++)
+		if (h->loc[k].code == h->loc[i].code)
+			return true;
+	return false;
+}
+
+/* blktap's tests of locator I that has a followed code (MacX, W2ku, W2ru):
+ * its name matches the header's, it resolves, it holds the parent. */
+static void check_locator_target(struct check *c, int i, enum kind k, char **last)
+{
+	const struct vhd *v = c->v;
+	char *rel = vhd_locator_path(v, i);
+	if (!rel) {
+		say(c, k, "error reading parent locator %d: %d (%s)", i, -EINVAL, vhd_get_error());
+		return;
+	}
+	char *loc = path_relative_to(v->path, rel);
+	if (!loc || (*last && !strcmp(*last, loc))) {
+		free(loc);   /* the same path as the previous locator's: said already */
+		free(rel);
+		return;
+	}
+	const char *slash = strrchr(rel, '/');
+	const char *base = slash ? slash + 1 : rel;
+	if (v->parent_name && strcmp(v->parent_name, base))
+		say(c, PROBLEM, "parent locator %d name (%s) does not match header name (%s)", i, base,
+		    v->parent_name);
+	free(rel);
+	const char *why;
+	if (!file_exists(loc))
+		say(c, k, "error resolving %s: %d (no such file)", loc, -ENOENT);
+	else if (!(c->flags & VHD_CHECK_PARENT_ANY) && (why = parent_mismatch(c, loc)))
+		say(c, k, "invalid parent %s: %s", loc, why);
+	free(*last);
+	*last = loc;
+}
+
+static void check_locators(struct check *c)
+{
+	const struct vhd_header *h = &c->v->header;
+	char *last = NULL;
+	int followed = 0;
+	c->parent = find_parent(c);
+	/* a problem that leaves no way to the parent makes vhd_open() fail */
+	enum kind k = c->parent || (c->flags & VHD_CHECK_PARENT_ANY) ? PROBLEM : FATAL;
+	for (int i = 0; i < LOC_COUNT; i++) {
+		const struct vhd_locator *l = &h->loc[i];
+		const char *why = locator_problem(c, l);
+		if (why) {
+			say(c, PROBLEM, "invalid parent locator %d: %s", i, why);
+			continue;
+		}
+		if (!l->code)
+			continue;
+		if (duplicate_code(h, i))
+			say(c, PROBLEM, "duplicate platform code in locator %d: 0x%x", i, l->code);
+		if (l->code == LOC_MACX || l->code == LOC_W2KU || l->code == LOC_W2RU) {
+			followed++;
+			check_locator_target(c, i, k, &last);
+		}
+	}
+	free(last);
+	if (c->parent && !followed)
+		say(c, NOTE, "no parent locator: parent %s found by the header's parent name",
+		    c->parent);
+	else if (!c->parent && !(c->flags & VHD_CHECK_PARENT_ANY))
+		say(c, FATAL, "could not find parent %s", c->v->parent_name ? c->v->parent_name : "");
+}
+
+/* ---- a bad primary footer: where the disk really ends --------------------- */
+
+static void locate_lost_footer(struct check *c)
+{
+	struct vhd *v = c->v;
+	uint8_t raw[FOOTER_SIZE];
+	uint64_t end = c->data_end > c->meta_end ? c->data_end : c->meta_end;
+	end = round_up(end, SECTOR);
+	if (end + FOOTER_SIZE > v->file_size) {
+		say(c, NOTE, "the file (%llu bytes) ends before its data and footer (%llu bytes): "
+		    "truncated?", (unsigned long long)v->file_size,
+		    (unsigned long long)(end + FOOTER_SIZE));
+		return;
+	}
+	if (read_at(v->fd, v->path, raw, FOOTER_SIZE, end) || memcmp(raw, c->backup_raw, FOOTER_SIZE))
+		return;
+	say(c, NOTE, "a copy of the footer is at offset 0x%llx, after the data: the %llu bytes "
+	    "after it are trailing garbage", (unsigned long long)end,
+	    (unsigned long long)(v->file_size - end - FOOTER_SIZE));
+}
+
+/* ---- data (VHD_CHECK_DATA) ------------------------------------------------ */
+
+struct data_scan {
+	uint8_t *map, *data;
+	struct list clear, batmap, remark;
+	struct vhd_progress progress;
+};
+
+/* Every sector whose bitmap bit is clear must hold zeros: all its bytes are
+ * tested (blktap looks at the first byte only).  Runs are reported. */
+static void check_clear_sectors(struct check *c, struct data_scan *s, uint32_t block)
+{
+	const uint32_t n = c->v->block_sectors;
+	for (uint32_t i = (uint32_t)bit_find(s->map, 0, n, false); i < n;
+	     i = (uint32_t)bit_find(s->map, i + 1, n, false)) {
+		if (is_zero(s->data + (size_t)i * SECTOR, SECTOR))
+			continue;
+		uint32_t j = i + 1;
+		while (j < n && !bit_test(s->map, j) && !is_zero(s->data + (size_t)j * SECTOR, SECTOR))
+			j++;
+		if (!list_room(&s->clear))
+			;
+		else if (j == i + 1)
+			say(c, PROBLEM, "sector 0x%x of block 0x%x has data where bitmap is clear", i,
+			    block);
+		else
+			say(c, PROBLEM, "sectors 0x%x-0x%x of block 0x%x have data where bitmap is clear",
+			    i, j - 1, block);
+		i = j - 1;
+	}
+}
+
+static void check_batmap_bit(struct check *c, struct data_scan *s, uint32_t block, bool full)
+{
+	const struct vhd *v = c->v;
+	if (!v->has_batmap || (uint64_t)block >= (uint64_t)v->batmap_hdr.map_sectors * SECTOR * 8)
+		return;
+	bool marked = bit_test(v->batmap, block);
+	if (marked && !full && list_room(&s->batmap))
+		say(c, PROBLEM, "batmap shows block %u full but its bitmap is not", block);
+	else if (!marked && full && list_room(&s->remark))
+		say(c, NOTE, "block %u is full but its batmap bit is clear (harmless: reads are "
+		    "slower)", block);
+}
+
+static int scan_block(struct check *c, struct data_scan *s, uint32_t block)
+{
+	const struct vhd *v = c->v;
+	uint64_t off = (uint64_t)v->bat[block] * SECTOR;
+	if (read_at(v->fd, v->path, s->map, v->bitmap_bytes, off))
+		return -1;
+	bool full = bit_find(s->map, 0, v->block_sectors, false) == v->block_sectors;
+	check_batmap_bit(c, s, block, full);
+	if (full)
+		return 0;   /* no clear bit: nothing to test in the data */
+	if (read_at(v->fd, v->path, s->data, v->header.block_size, off + v->bitmap_bytes))
+		return -1;
+	check_clear_sectors(c, s, block);
+	return 0;
+}
+
+static bool progress_stopped(struct check *c, struct data_scan *s)
+{
+	return c->progress && c->progress(&s->progress, c->progress_opaque);
+}
+
+/* The blocks in file order (sequential reads), skipping misplaced ones. */
+static struct entry *blocks_by_offset(const struct check *c, size_t *n)
+{
+	const struct vhd *v = c->v;
+	struct entry *e = xmalloc(((size_t)v->bat_entries + 1) * sizeof *e);
+	*n = 0;
+	if (!e)
+		return NULL;
+	for (uint32_t b = 0; b < v->bat_entries; b++)
+		if (v->bat[b] != BAT_UNUSED && !c->bad_block[b])
+			e[(*n)++] = (struct entry){ v->bat[b], b };
+	qsort(e, *n, sizeof *e, cmp_entry);
+	return e;
+}
+
+static int check_data(struct check *c)
+{
+	struct vhd *v = c->v;
+	struct data_scan s = { .progress = { .phase = "data", .top = v->path, .eta = -1 } };
+	size_t n;
+	int rc = -1;
+	struct entry *e = blocks_by_offset(c, &n);
+	s.map = xmalloc(v->bitmap_bytes);
+	s.data = xmalloc(v->header.block_size);
+	if (!e || !s.map || !s.data)
+		goto out;
+	s.progress.bytes_total = (uint64_t)n * v->header.block_size;
+	for (size_t k = 0; k < n; k++) {
+		if (progress_stopped(c, &s)) {
+			vhd_error(EINTR, "%s: check stopped on request", v->path);
+			goto out;
+		}
+		if (scan_block(c, &s, e[k].block)) {
+			say(c, PROBLEM, "error reading block 0x%x: %d (%s)", e[k].block,
+			    -vhd_get_errno(), vhd_get_error());
+			continue;
+		}
+		s.progress.bytes_done += v->header.block_size;
+	}
+	s.progress.phase = "done";
+	progress_stopped(c, &s);
+	list_end(c, &s.clear, PROBLEM, "runs of sectors with data where the bitmap is clear");
+	list_end(c, &s.batmap, PROBLEM, "blocks shown full by the batmap but not full");
+	list_end(c, &s.remark, NOTE, "full blocks without their batmap bit");
+	rc = 0;
+out:
+	free(e);
+	free(s.map);
+	free(s.data);
+	return rc;
+}
+
+/* ---- one file, then the chain ------------------------------------------ */
+
+static struct vhd *new_handle(const char *path)
+{
+	struct vhd *v = xcalloc(1, sizeof *v);
+	if (!v)
+		return NULL;
+	v->fd = -1;
+	for (int i = 0; i < BITMAP_CACHE; i++)
+		v->cache[i].block = BAT_UNUSED;
+	if (!(v->path = xstrdup(path)))
+		return vhd_free(v), NULL;
+	v->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (v->fd < 0) {
+		vhd_error(errno, "%s: %s", path, strerror(errno));
+		vhd_free(v);
+		return NULL;
+	}
+	return v;
+}
+
+static int check_dynamic(struct check *c)
+{
+	struct vhd *v = c->v;
+	bool bat_ok = check_header(c);
+	if (!memcmp(v->header.cookie, "cxsparse", 8))
+		check_parent_fields(c);
+	if (bat_ok) {
+		check_bat(c);
+		check_batmap(c);
+	}
+	if (v->footer.type == VHD_TYPE_DIFF && !memcmp(v->header.cookie, "cxsparse", 8))
+		check_locators(c);
+	if (!v->bat)
+		return 0;
+	if (c->primary_bad)
+		locate_lost_footer(c);
+	return c->flags & VHD_CHECK_DATA ? check_data(c) : 0;
+}
+
+/* Check PATH; returns its number of problems, or -1 if it cannot be read
+ * at all.  Leaves the verified parent's path in c->parent. */
+static int check_file(struct check *c, const char *path)
+{
+	struct stat st;
+	int rc = 0;
+	if (!(c->v = new_handle(path)))
+		return -1;
+	if (fstat(c->v->fd, &st) < 0) {
+		rc = vhd_error(errno, "%s: %s", path, strerror(errno));
+	} else if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+		say(c, FATAL, "%s is not a regular file or block device", path);
+	} else if (fd_size(c->v->fd, path, &c->v->file_size, &c->v->is_blockdev)) {
+		rc = -1;
+	} else if (check_footers(c)) {
+		rc = check_dynamic(c);
+	}
+	free(c->bad_block);
+	c->bad_block = NULL;
+	vhd_free(c->v);
+	c->v = NULL;
+	return rc < 0 ? -1 : c->problems;
+}
+
+VHD_EXPORT int vhd_check_progress(const char *path, int flags, vhd_problem_fn fn, void *opaque,
+                                  vhd_progress_fn progress, void *progress_opaque)
+{
+	if (!path)
+		return vhd_error(EINVAL, "no path given");
+	char *cur = xstrdup(path);
+	int total = 0;
+	for (unsigned depth = 0; cur; depth++) {
+		struct check c = { .flags = flags, .fn = fn, .opaque = opaque,
+		                   .progress = progress, .progress_opaque = progress_opaque };
+		if (depth >= VHD_MAX_CHAIN_DEPTH) {
+			free(cur);
+			return vhd_error(ELOOP, "%s: chain deeper than %u files (a loop?)", path,
+			                 VHD_MAX_CHAIN_DEPTH);
+		}
+		int n = check_file(&c, cur);
+		free(cur);
+		cur = NULL;
+		if (n < 0) {
+			free(c.parent);
+			return -1;
+		}
+		total += n;
+		if (flags & VHD_CHECK_CHAIN)
+			cur = c.parent;
+		else
+			free(c.parent);
+	}
+	return total;
+}
+
+VHD_EXPORT int vhd_check(const char *path, int flags, vhd_problem_fn fn, void *opaque)
+{
+	return vhd_check_progress(path, flags, fn, opaque, NULL, NULL);
+}
