@@ -9,8 +9,9 @@ CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
             -fvisibility=hidden -Iinclude -Ilib -MMD -MP -pthread
 LDLIBS   := -pthread -luuid $(shell pkg-config --libs json-c 2>/dev/null || echo -ljson-c)
-CLI_LIBS := $(LDLIBS)
+CLI_LIBS := $(LDLIBS) $(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
 CFLAGS   += $(shell pkg-config --cflags json-c 2>/dev/null)
+CFLAGS   += $(shell pkg-config --cflags libmicrohttpd 2>/dev/null)
 
 ifeq ($(SANITIZE),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -90,6 +91,7 @@ fuzz:
 
 crash-test: deps tests-bin
 	@B=$(B) CRASH_ROUNDS=$${CRASH_ROUNDS:-60} sh tests/crash-loop.sh
+	@B=$(B) CRASH_ROUNDS=$${GC_CRASH_ROUNDS:-40} bash tests/gc-crash-loop.sh
 
 bench: deps tests-bin
 	@B=$(B) sh bench/run.sh

@@ -22,6 +22,7 @@ static const struct subcommand commands[] = {
 	{ "coalesce", cmd_coalesce, "merge a differencing VHD into its parent" },
 	{ "commit", cmd_commit, "merge every layer from a top down into a base" },
 	{ "recover", cmd_recover, "finish interrupted coalesce/commit operations" },
+	{ "gc", cmd_gc, "garbage-collect a storage repository (run, status, wait, ...)" },
 };
 
 static int main_usage(FILE *out)

@@ -22,7 +22,10 @@ int cmd_reparent(int argc, char **argv)
 		return usage(help, false);
 	if (argc != 3)
 		return usage(help, true);
-	if (vhd_reparent(argv[1], argv[2]))
+	int lk = vhd_sr_lock_file(argv[1], 1);   /* the GC plans under it */
+	if (lk < 0)
 		return fail_lib();
-	return EXIT_OK;
+	int rc = vhd_reparent(argv[1], argv[2]) ? fail_lib() : EXIT_OK;
+	vhd_sr_unlock(lk);
+	return rc;
 }

@@ -22,6 +22,8 @@ static const char help[] =
 	"  vhd resize disk.vhd 40G\n"
 	"  vhd resize disk.vhd +10G\n";
 
+static int resize_file(const char *path, bool relative, uint64_t size, bool json);
+
 int cmd_resize(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -46,6 +48,16 @@ int cmd_resize(int argc, char **argv)
 		warnx_("bad size '%s'", arg);
 		return usage(help, true);
 	}
+	int lk = vhd_sr_lock_file(path, 1);   /* the GC plans under it */
+	if (lk < 0)
+		return fail_lib();
+	int rc = resize_file(path, relative, size, json);
+	vhd_sr_unlock(lk);
+	return rc;
+}
+
+static int resize_file(const char *path, bool relative, uint64_t size, bool json)
+{
 	vhd_t *v = vhd_open(path, VHD_OPEN_RDWR | VHD_OPEN_NO_PARENT);
 	if (!v)
 		return fail_lib();

@@ -26,11 +26,13 @@ int cmd_set(int argc, char **argv)
 		on = 0;
 	else
 		return usage(help, true);
+	int lk = vhd_sr_lock_file(argv[1], 1);   /* the GC plans under it */
+	if (lk < 0)
+		return fail_lib();
 	vhd_t *v = vhd_open(argv[1], VHD_OPEN_RDWR | VHD_OPEN_NO_PARENT);
-	if (!v)
-		return fail_lib();
-	int rc = vhd_set_hidden(v, on);
+	int rc = v ? vhd_set_hidden(v, on) : -1;
 	if (vhd_close(v) || rc)
-		return fail_lib();
-	return EXIT_OK;
+		rc = fail_lib();
+	vhd_sr_unlock(lk);
+	return rc;
 }

@@ -1,6 +1,10 @@
 /* snapshot.c - `vhd snapshot PARENT CHILD`. */
 #include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "vhd.h"
 
@@ -18,6 +22,22 @@ static const char help[] =
 	"\n"
 	"Example:\n"
 	"  vhd snapshot base.vhd snap1.vhd\n";
+
+/* A merge into PARENT is under way (its journal exists): a new child would
+ * see PARENT's content change. */
+static bool merge_pending(const char *parent)
+{
+	char journal[PATH_MAX];
+	const char *slash = strrchr(parent, '/');
+	int dl = slash ? (int)(slash - parent) : 1;
+	snprintf(journal, sizeof journal, "%.*s/.vhdkit-%s.journal", dl, slash ? parent : ".",
+	         slash ? slash + 1 : parent);
+	if (access(journal, F_OK))
+		return false;
+	warnx_("%s: a coalesce into it is under way (%s): snapshot its leaf instead", parent,
+	       journal);
+	return true;
+}
 
 int cmd_snapshot(int argc, char **argv)
 {
@@ -42,7 +62,15 @@ int cmd_snapshot(int argc, char **argv)
 	}
 	if (argc - optind != 2)
 		return usage(help, true);
-	if (vhd_snapshot(argv[optind], argv[optind + 1], max_depth))
+	/* under the SR lock: the GC plans and re-points under it too */
+	int lk = vhd_sr_lock_file(argv[optind + 1], 1);
+	if (lk < 0)
 		return fail_lib();
-	return EXIT_OK;
+	int rc = EXIT_OK;
+	if (merge_pending(argv[optind]))
+		rc = EXIT_REFUSED;
+	else if (vhd_snapshot(argv[optind], argv[optind + 1], max_depth))
+		rc = fail_lib();
+	vhd_sr_unlock(lk);
+	return rc;
 }

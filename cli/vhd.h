@@ -42,6 +42,7 @@ int cmd_depth(int argc, char **argv);
 int cmd_coalesce(int argc, char **argv);
 int cmd_commit(int argc, char **argv);
 int cmd_recover(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
 
 
 

@@ -254,6 +254,10 @@ enum vhd_coalesce_flags {
 	VHD_COALESCE_FORCE = 1 << 2,       /* merge into a visible (not hidden)
 	                                      or shared parent: its content, and
 	                                      that of its other children, change */
+	VHD_COALESCE_STRICT_DIR = 1 << 3,  /* every file must be in the child's
+	                                      directory (VHD_OPEN_STRICT_DIR); for
+	                                      vhd_recover, a journal naming a file
+	                                      elsewhere is refused (EPERM) */
 };
 
 struct vhd_coalesce_opts {
@@ -292,6 +296,70 @@ int vhd_commit(const char *top, const char *base, const struct vhd_coalesce_opts
 /* Complete every interrupted coalesce/commit whose journal is in DIR.
  * Returns the number of operations completed, or -1. */
 int vhd_recover(const char *dir, const struct vhd_coalesce_opts *opts);
+
+/* ---- storage repositories (SR): a directory of <uuid>.vhd files ------ */
+
+/* The SR metadata lock, "<dir>/.vhd-sr.lock" (flock, exclusive), is held
+ * briefly by whatever changes the SR's tree: vhd snapshot, set, reparent,
+ * resize, and the GC while it plans, re-points children, deletes files and
+ * swaps a leaf.  The GC lock, "<dir>/.vhd-gc.lock", is held by the one GC of
+ * the SR for its whole life.  Both functions lock the SR directory DIR (or
+ * the directory of a FILE in it: vhd_sr_lock_file).  WAIT non-zero: block
+ * until the lock is free; else fail with EBUSY at once.  A directory that
+ * cannot hold the lock file (read-only) and has none gives a descriptor
+ * that locks nothing.  Return a descriptor for vhd_sr_unlock, or -1. */
+int vhd_sr_lock(const char *dir, int wait);
+int vhd_sr_lock_file(const char *file, int wait);
+int vhd_gc_lock(const char *dir, int wait);
+/* Release a lock from the functions above (closes FD; -1 is accepted). */
+void vhd_sr_unlock(int fd);
+
+/* One file of an SR, as vhd_sr_scan() found it. */
+struct vhd_sr_entry {
+	char *path;                /* DIR/NAME */
+	const char *name;          /* the file name, within PATH */
+	int ok;                    /* footer, header and BAT are sane */
+	char *defect;              /* why not, when !ok */
+	int type;                  /* enum vhd_type */
+	int hidden;
+	int in_use;                /* another open file holds its write lock */
+	uint8_t uuid[16];
+	uint8_t parent_uuid[16];   /* zero unless differencing */
+	uint64_t virtual_size, file_size;
+	uint64_t allocated_bytes;  /* allocated blocks * block size (fixed: size) */
+	int parent;                /* index of the parent entry; -1 if none */
+	int parent_missing;        /* differencing, but no entry has the parent UUID */
+	unsigned children;         /* entries whose parent this is */
+	unsigned depth;            /* 1 + the parent's depth (1 at a root) */
+	unsigned subtree_depth;    /* depth of the deepest leaf below (or self) */
+	int visible_below;         /* a visible entry is this one or below it */
+	int64_t mtime_ns;
+};
+struct vhd_sr {
+	char *dir;
+	size_t count;
+	struct vhd_sr_entry *entries;   /* sorted by name */
+};
+/* Read every "*.vhd" regular file of DIR (no symlinks, no dot files; no
+ * parent locator is followed: parents are matched by UUID inside DIR) into
+ * a forest.  Damaged files are entries with ok=0 and the defect; a UUID
+ * found twice marks both entries damaged; a loop marks its members.
+ * Returns NULL on error (DIR unreadable); free with vhd_sr_free(). */
+struct vhd_sr *vhd_sr_scan(const char *dir);
+void vhd_sr_free(struct vhd_sr *sr);
+
+/* Leaf-coalesce: merge the leaf LEAF into its parent (which must be hidden
+ * and have LEAF as its only child), then put the parent in LEAF's place,
+ * keeping LEAF's path, UUID and hidden flag: the chain is one shorter and
+ * LEAF reads as before.  LEAF must not be in use: its write lock is held
+ * throughout (EBUSY otherwise).  Every file must be in LEAF's directory.
+ * The merge is journaled and resumable as vhd_coalesce's; the swap (rename
+ * then footer update) is journaled as "<dir>/.vhdleaf-<name>.journal" under
+ * the SR lock, which this function takes (the caller must not hold it).
+ * Returns 0, or -1 (EINTR when stopped on request). */
+int vhd_leaf_coalesce(const char *leaf, const struct vhd_coalesce_opts *opts);
+/* Complete every interrupted leaf swap in DIR.  Returns how many, or -1. */
+int vhd_leaf_recover(const char *dir);
 
 /* ---- helpers --------------------------------------------------------- */
 

@@ -713,7 +713,8 @@ static void merge_free(struct merge *m)
 static int setup(struct merge *m, const char *top, const char *base, const char *op)
 {
 	const struct vhd *base_ro;
-	if (!(m->top = vhd_open(top, VHD_OPEN_RDONLY)))
+	int strict = (m->opts->flags & VHD_COALESCE_STRICT_DIR) ? VHD_OPEN_STRICT_DIR : 0;
+	if (!(m->top = vhd_open(top, VHD_OPEN_RDONLY | strict)))
 		return -1;
 	if (m->top->footer.type != VHD_TYPE_DIFF)
 		return vhd_error(EINVAL, "%s: not a differencing disk: nothing to merge", top);

@@ -145,10 +145,31 @@ int merge_delete(struct journal *j, const struct vhd_coalesce_opts *opts)
 	return 0;
 }
 
+/* Are A's and B's directories the same (by the path as written: a file that
+ * is gone must still compare)? */
+static bool same_dir(const char *a, const char *b)
+{
+	const char *sa = strrchr(a, '/'), *sb = strrchr(b, '/');
+	char da[PATH_MAX], db[PATH_MAX], ra[PATH_MAX], rb[PATH_MAX];
+	snprintf(da, sizeof da, "%.*s", sa ? (int)(sa - a) : 1, sa ? a : ".");
+	snprintf(db, sizeof db, "%.*s", sb ? (int)(sb - b) : 1, sb ? b : ".");
+	return realpath(da[0] ? da : "/", ra) && realpath(db[0] ? db : "/", rb) && !strcmp(ra, rb);
+}
+
 static bool is_journal_name(const char *name)
 {
 	return !strncmp(name, JOURNAL_PREFIX, strlen(JOURNAL_PREFIX)) &&
 	       ends_with(name, JOURNAL_SUFFIX);
+}
+
+/* STRICT_DIR: a journal may only name files beside it (a hostile journal
+ * could name any path). */
+static bool journal_in_dir(const struct journal *j, const char *journal)
+{
+	bool ok = same_dir(j->base, journal);
+	for (unsigned i = 0; ok && i < j->nlayers; i++)
+		ok = same_dir(j->layers[i].path, journal);
+	return ok;
 }
 
 static int recover_one(const char *path, const struct vhd_coalesce_opts *opts)
@@ -157,6 +178,10 @@ static int recover_one(const char *path, const struct vhd_coalesce_opts *opts)
 	int r = journal_load(path, &j);
 	if (r)
 		return r > 0 ? 0 : -1;   /* gone meanwhile: nothing to do */
+	if (opts && (opts->flags & VHD_COALESCE_STRICT_DIR) && !journal_in_dir(&j, path)) {
+		journal_free(&j);
+		return vhd_error(EPERM, "%s: names a file outside its directory", path);
+	}
 	if (j.phase == PHASE_COPY) {
 		r = merge_run(j.layers[0].path, j.base, j.op, j.relink, opts);
 		journal_free(&j);

@@ -1,0 +1,514 @@
+/* gc-client.c - `vhd gc status|wait|pause|resume|cancel|set-rate`: talk to
+ * the GC of an SR over its socket. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gc.h"
+
+#define REPLY_MAX (4u << 20)
+
+static const char client_help[] =
+	"usage: vhd gc status [--json] [--watch] [--socket PATH] DIR\n"
+	"       vhd gc pause|resume|cancel [--socket PATH] DIR\n"
+	"       vhd gc set-rate [--socket PATH] DIR RATE\n"
+	"       vhd gc wait DIR --vhd FILE --max-depth N [--timeout SECS]\n"
+	"                   [--stuck-after SECS] [--json] [--socket PATH]\n"
+	"\n"
+	"status    the GC's state, current operation (progress bar), queue, chain\n"
+	"          depth of every leaf, damaged VHDs and recent errors\n"
+	"pause     stop the current operation at a consistent point (resumable)\n"
+	"          and start no other until 'resume'\n"
+	"resume    go on (also retries cancelled and failed operations)\n"
+	"cancel    stop the current operation (resumable); it waits for 'resume'\n"
+	"set-rate  change the copy rate limit now (bytes/s, K/M/G; 0 = none)\n"
+	"wait      block until FILE's chain is at most N deep; fail early, with the\n"
+	"          reason, when the GC is not running, paused, stuck (no progress\n"
+	"          for --stuck-after seconds, default 60), has nothing that would\n"
+	"          shorten the chain, or a VHD of the chain is damaged\n"
+	"\n"
+	"Examples:\n"
+	"  vhd gc status --watch /srv/sr\n"
+	"  vhd gc set-rate /srv/sr 50M\n"
+	"  vhd gc wait /srv/sr --vhd /srv/sr/vm.vhd --max-depth 10 --timeout 600\n";
+
+struct json_object *gc_request(const char *sock, struct json_object *cmd, bool quiet)
+{
+	const char *text = json_object_to_json_string_ext(cmd, JSON_C_TO_STRING_PLAIN);
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	snprintf(a.sun_path, sizeof a.sun_path, "%s", sock);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	json_object *out = NULL;
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a)) {
+		if (!quiet)
+			warnx_("no GC answers on %s: %s (is 'vhd gc run' running?)", sock, strerror(errno));
+		goto done;
+	}
+	if (send(fd, text, strlen(text), MSG_NOSIGNAL) < 0 || send(fd, "\n", 1, MSG_NOSIGNAL) < 0)
+		goto done;
+	char *buf = malloc(REPLY_MAX);
+	size_t len = 0;
+	while (buf && len < REPLY_MAX - 1) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		if (poll(&p, 1, 10000) <= 0)
+			break;
+		ssize_t r = recv(fd, buf + len, REPLY_MAX - 1 - len, 0);
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+		if (buf[len - 1] == '\n')
+			break;
+	}
+	if (buf) {
+		buf[len] = 0;
+		out = json_tokener_parse(buf);
+	}
+	free(buf);
+	if (!out && !quiet)
+		warnx_("%s: no valid reply", sock);
+done:
+	if (fd >= 0)
+		close(fd);
+	json_object_put(cmd);
+	return out;
+}
+
+static json_object *cmd_object(const char *cmd)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "cmd", json_object_new_string(cmd));
+	return o;
+}
+
+static const char *jstr(json_object *o, const char *key)
+{
+	json_object *v;
+	return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
+	           ? json_object_get_string(v) : NULL;
+}
+
+static double jnum(json_object *o, const char *key)
+{
+	json_object *v;
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_double(v) : 0;
+}
+
+static json_object *jget(json_object *o, const char *key)
+{
+	json_object *v;
+	return json_object_object_get_ex(o, key, &v) ? v : NULL;
+}
+
+/* ---- status for people ---- */
+
+static void print_bar(double done, double total, double rate, double eta)
+{
+	int width = 30, fill = total > 0 ? (int)(done / total * width) : 0;
+	char bar[31], a[32], b[32], r[32];
+	for (int i = 0; i < width; i++)
+		bar[i] = i < fill ? '#' : '.';
+	bar[width] = 0;
+	printf("  [%s] %5.1f%%  %s / %s  %s/s", bar, total > 0 ? done / total * 100 : 0,
+	       human_size((uint64_t)done, a, sizeof a), human_size((uint64_t)total, b, sizeof b),
+	       human_size((uint64_t)rate, r, sizeof r));
+	if (eta >= 0)
+		printf("  ETA %.0f s", eta);
+	putchar('\n');
+}
+
+static void print_queue(json_object *q)
+{
+	size_t n = json_object_array_length(q);
+	if (!n)
+		return;
+	printf("\n%-14s %-40s %-40s %12s %6s  %s\n", "KIND", "VHD", "INTO", "BYTES", "DEPTH",
+	       "WAITS");
+	for (size_t i = 0; i < n; i++) {
+		json_object *it = json_object_array_get_idx(q, i);
+		char b[32];
+		const char *into = jstr(it, "into"), *waits = jstr(it, "waits");
+		printf("%-14s %-40s %-40s %12s %6.0f  %s\n", jstr(it, "kind"), jstr(it, "vhd"),
+		       into ? into : "-", human_size((uint64_t)jnum(it, "bytes"), b, sizeof b),
+		       jnum(it, "chain_depth"), waits ? waits : "");
+	}
+}
+
+static void print_status(json_object *s)
+{
+	char b[32], r[32];
+	const char *note = jstr(s, "note");
+	uint64_t limit = (uint64_t)jnum(s, "rate_limit");
+	printf("SR %s: %s%s%s (pid %.0f), rate limit %s%s\n", jstr(s, "sr"), jstr(s, "state"),
+	       note && *note ? ": " : "", note ? note : "", jnum(s, "pid"),
+	       limit ? human_size(limit, r, sizeof r) : "none", limit ? "/s" : "");
+	json_object *op = jget(s, "operation");
+	if (op && json_object_is_type(op, json_type_object)) {
+		const char *into = jstr(op, "into");
+		printf("now: %s %s%s%s, phase %s\n", jstr(op, "kind"), jstr(op, "vhd"),
+		       into ? " into " : "", into ? into : "", jstr(op, "phase"));
+		json_object *eta = jget(op, "eta");
+		print_bar(jnum(op, "bytes_done"), jnum(op, "bytes_total"), jnum(op, "rate"),
+		          eta ? json_object_get_double(eta) : -1);
+	}
+	json_object *q = jget(s, "queue");
+	printf("queue: %zu operation(s), %s to move\n", q ? json_object_array_length(q) : 0,
+	       human_size((uint64_t)jnum(s, "queue_bytes"), b, sizeof b));
+	if (q)
+		print_queue(q);
+	json_object *l = jget(s, "leaves");
+	size_t nl = l ? json_object_array_length(l) : 0;
+	printf("\nleaves (chain depth):");
+	for (size_t i = 0; i < nl; i++) {
+		json_object *e = json_object_array_get_idx(l, i);
+		printf("%s %s %.0f", i ? "," : "", jstr(e, "vhd"), jnum(e, "depth"));
+	}
+	putchar('\n');
+	json_object *br = jget(s, "broken");
+	for (size_t i = 0; br && i < json_object_array_length(br); i++) {
+		json_object *e = json_object_array_get_idx(br, i);
+		printf("damaged (never touched): %s: %s\n", jstr(e, "vhd"), jstr(e, "defect"));
+	}
+	json_object *er = jget(s, "errors");
+	for (size_t i = 0; er && i < json_object_array_length(er); i++) {
+		json_object *e = json_object_array_get_idx(er, i);
+		time_t t = (time_t)jnum(e, "time");
+		char ts[32];
+		strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", localtime(&t));
+		printf("error %s: %s\n", ts, jstr(e, "message"));
+	}
+	json_object *tot = jget(s, "totals");
+	printf("coalesced so far: %s\n", human_size((uint64_t)jnum(tot, "bytes_coalesced"), b, sizeof b));
+}
+
+/* ---- options shared by the subcommands ---- */
+
+struct client_opts {
+	const char *socket, *vhd;
+	bool json, watch;
+	long max_depth;
+	double timeout, stuck_after;
+	char sock[PATH_MAX];
+};
+
+static int parse_client(int argc, char **argv, struct client_opts *c, int want_args)
+{
+	static const struct option lo[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "watch", no_argument, NULL, 'w' },
+		{ "vhd", required_argument, NULL, 'v' },
+		{ "max-depth", required_argument, NULL, 'd' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "stuck-after", required_argument, NULL, 'S' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int o;
+	char *end;
+	c->max_depth = -1;
+	c->timeout = 0;
+	c->stuck_after = 60;
+	while ((o = getopt_long(argc, argv, "s:jwv:d:t:S:h", lo, NULL)) != -1) {
+		switch (o) {
+		case 's': c->socket = optarg; break;
+		case 'j': c->json = true; break;
+		case 'w': c->watch = true; break;
+		case 'v': c->vhd = optarg; break;
+		case 'd':
+			c->max_depth = strtol(optarg, &end, 10);
+			if (*end || c->max_depth < 1)
+				return usage(client_help, true);
+			break;
+		case 't':
+		case 'S':
+			*(o == 't' ? &c->timeout : &c->stuck_after) = strtod(optarg, &end);
+			if (*end)
+				return usage(client_help, true);
+			break;
+		case 'h': return usage(client_help, false) - 1;
+		default: return usage(client_help, true);
+		}
+	}
+	if (argc - optind != want_args)
+		return usage(client_help, true);
+	char dir[PATH_MAX];
+	if (!realpath(argv[optind], dir)) {
+		warnx_("%s: %s", argv[optind], strerror(errno));
+		return EXIT_FAIL;
+	}
+	return gc_socket_path(dir, c->socket, c->sock, sizeof c->sock) ? EXIT_USAGE : 0;
+}
+
+static int status(struct client_opts *c)
+{
+	for (;;) {
+		json_object *s = gc_request(c->sock, cmd_object("status"), false);
+		if (!s)
+			return EXIT_FAIL;
+		if (c->watch && isatty(STDOUT_FILENO))
+			fputs("\033[H\033[J", stdout);
+		if (c->json)
+			json_print(s);
+		else {
+			print_status(s);
+			json_object_put(s);
+		}
+		if (!c->watch)
+			return EXIT_OK;
+		fflush(stdout);
+		sleep(1);
+	}
+}
+
+static int control_cmd(struct client_opts *c, json_object *req)
+{
+	json_object *r = gc_request(c->sock, req, false);
+	if (!r)
+		return EXIT_FAIL;
+	json_object *ok = jget(r, "ok");
+	int rc = ok && json_object_get_boolean(ok) ? EXIT_OK : EXIT_REFUSED;
+	if (rc)
+		warnx_("%s", jstr(r, "error") ? jstr(r, "error") : "refused");
+	json_object_put(r);
+	return rc;
+}
+
+/* ---- wait ---- */
+
+struct waiter {
+	struct client_opts *c;
+	char **chain;             /* names of the chain's files, leaf first */
+	unsigned nchain;
+	unsigned depth;
+	char why[512];
+	double first_scans;       /* the GC's scan count when we began */
+};
+
+static void free_chain(struct waiter *w)
+{
+	for (unsigned i = 0; i < w->nchain; i++)
+		free(w->chain[i]);
+	free(w->chain);
+	w->chain = NULL;
+	w->nchain = 0;
+}
+
+static const char *name_of(const char *p)
+{
+	const char *s = strrchr(p, '/');
+	return s ? s + 1 : p;
+}
+
+/* The chain's depth and member names, read under the SR lock (a relink
+ * rewrites headers in place). */
+static int measure(struct waiter *w)
+{
+	free_chain(w);
+	int lk = vhd_sr_lock_file(w->c->vhd, 1);
+	vhd_t *v = vhd_open(w->c->vhd, VHD_OPEN_RDONLY);
+	if (!v) {
+		snprintf(w->why, sizeof w->why, "%s", vhd_get_error());
+		vhd_sr_unlock(lk);
+		return -1;
+	}
+	w->depth = vhd_chain_depth(v);
+	w->chain = calloc(w->depth + 1, sizeof *w->chain);
+	for (vhd_t *p = v; p && w->chain; p = vhd_get_parent(p)) {
+		struct vhd_info info;
+		if (!vhd_get_info(p, &info))
+			w->chain[w->nchain++] = strdup(name_of(info.path));
+	}
+	vhd_close(v);
+	vhd_sr_unlock(lk);
+	return 0;
+}
+
+static bool in_chain(struct waiter *w, const char *name)
+{
+	for (unsigned i = 0; name && i < w->nchain; i++)
+		if (!strcmp(w->chain[i], name))
+			return true;
+	return false;
+}
+
+/* Does the GC plan (or run) anything that shortens this chain? */
+static bool chain_has_work(struct waiter *w, json_object *s, const char **waits)
+{
+	*waits = NULL;
+	json_object *op = jget(s, "operation");
+	if (op && json_object_is_type(op, json_type_object) &&
+	    (in_chain(w, jstr(op, "vhd")) || in_chain(w, jstr(op, "into"))))
+		return true;
+	json_object *q = jget(s, "queue");
+	bool any = false;
+	for (size_t i = 0; q && i < json_object_array_length(q); i++) {
+		json_object *it = json_object_array_get_idx(q, i);
+		if (!in_chain(w, jstr(it, "vhd")) && !in_chain(w, jstr(it, "into")))
+			continue;
+		if (!jstr(it, "waits"))
+			any = true;
+		else if (!*waits)
+			*waits = jstr(it, "waits");
+	}
+	return any;
+}
+
+/* Why waiting is pointless, or NULL to go on waiting. */
+static const char *verdict(struct waiter *w, json_object *s, double *last_change,
+                           double *last_scan_change, double *seen_scans, double *seen_progress)
+{
+	double t = now_seconds();
+	json_object *br = jget(s, "broken");
+	for (size_t i = 0; br && i < json_object_array_length(br); i++) {
+		json_object *e = json_object_array_get_idx(br, i);
+		if (in_chain(w, jstr(e, "vhd"))) {
+			snprintf(w->why, sizeof w->why, "%s is damaged: %s", jstr(e, "vhd"), jstr(e, "defect"));
+			return "broken";
+		}
+	}
+	if (json_object_get_boolean(jget(s, "paused"))) {
+		snprintf(w->why, sizeof w->why, "the GC is paused ('vhd gc resume' continues)");
+		return "paused";
+	}
+	json_object *op = jget(s, "operation");
+	double progress = jnum(jget(s, "totals"), "bytes_coalesced") + jnum(s, "last_progress") +
+	                  (op && json_object_is_type(op, json_type_object) ? jnum(op, "bytes_done") : 0);
+	if (progress != *seen_progress) {
+		*seen_progress = progress;
+		*last_change = t;
+	}
+	if (jnum(s, "scans") != *seen_scans) {
+		*seen_scans = jnum(s, "scans");
+		*last_scan_change = t;
+	}
+	const char *waits;
+	bool work = chain_has_work(w, s, &waits);
+	const char *state = jstr(s, "state");
+	if (!work && state && strcmp(state, "working") && *seen_scans >= 0 && t - *last_scan_change < 30 &&
+	    w->c->stuck_after >= 0) {
+		/* two scans since we began, and nothing for this chain */
+		if (w->first_scans < 0)
+			w->first_scans = *seen_scans;
+		if (*seen_scans >= w->first_scans + 2) {
+			snprintf(w->why, sizeof w->why, "the GC has nothing that would shorten this chain%s%s",
+			         waits ? ": " : "", waits ? waits : "");
+			return "nothing-to-do";
+		}
+	}
+	if (state && !strcmp(state, "waiting-for-space") && t - *last_change > w->c->stuck_after) {
+		snprintf(w->why, sizeof w->why, "the GC waits for space: %s", jstr(s, "note"));
+		return "no-space";
+	}
+	if (t - *last_change > w->c->stuck_after) {
+		snprintf(w->why, sizeof w->why, "stuck: no bytes moved for %.0f s (state %s)",
+		         t - *last_change, state ? state : "?");
+		return "stuck";
+	}
+	return NULL;
+}
+
+static void wait_progress(struct waiter *w, json_object *s, bool tty)
+{
+	if (!tty)
+		return;
+	json_object *op = jget(s, "operation");
+	char line[256] = "";
+	if (op && json_object_is_type(op, json_type_object)) {
+		double total = jnum(op, "bytes_total"), done = jnum(op, "bytes_done");
+		snprintf(line, sizeof line, "; %s %s %.0f%%", jstr(op, "kind"), jstr(op, "vhd"),
+		         total > 0 ? done / total * 100 : 0);
+	}
+	fprintf(stderr, "\rdepth %u, waiting for %ld (GC %s%s)\033[K", w->depth, w->c->max_depth,
+	        jstr(s, "state") ? jstr(s, "state") : "?", line);
+}
+
+static int wait_result(struct waiter *w, const char *reason)
+{
+	if (isatty(STDERR_FILENO))
+		fputc('\n', stderr);
+	if (w->c->json) {
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "ok", json_object_new_boolean(!reason));
+		json_object_object_add(o, "depth", json_object_new_int((int)w->depth));
+		json_object_object_add(o, "max_depth", json_object_new_int((int)w->c->max_depth));
+		json_object_object_add(o, "reason", reason ? json_object_new_string(reason) : NULL);
+		json_object_object_add(o, "message", reason ? json_object_new_string(w->why) : NULL);
+		json_print(o);
+	} else if (!reason) {
+		printf("%s: chain depth %u <= %ld\n", w->c->vhd, w->depth, w->c->max_depth);
+	}
+	if (reason)
+		warnx_("%s: %s (%s)", w->c->vhd, w->why, reason);
+	free_chain(w);
+	return reason ? EXIT_FAIL : EXIT_OK;
+}
+
+static int wait_depth(struct client_opts *c)
+{
+	if (!c->vhd || c->max_depth < 1) {
+		warnx_("wait needs --vhd FILE and --max-depth N");
+		return usage(client_help, true);
+	}
+	struct waiter w = { .c = c, .first_scans = -1 };
+	double start = now_seconds(), last_change = start, last_scan = start, scans = -1, prog = -1;
+	bool tty = isatty(STDERR_FILENO);
+	for (;;) {
+		if (measure(&w))
+			return wait_result(&w, "broken");
+		if (w.depth <= (unsigned)c->max_depth)
+			return wait_result(&w, NULL);
+		json_object *s = gc_request(c->sock, cmd_object("status"), true);
+		if (!s) {
+			snprintf(w.why, sizeof w.why, "the GC is not running (no answer on %.400s)", c->sock);
+			return wait_result(&w, "not-running");
+		}
+		const char *why = verdict(&w, s, &last_change, &last_scan, &scans, &prog);
+		wait_progress(&w, s, tty);
+		json_object_put(s);
+		if (why)
+			return wait_result(&w, why);
+		if (c->timeout > 0 && now_seconds() - start > c->timeout) {
+			snprintf(w.why, sizeof w.why, "timed out after %.0f s at depth %u", c->timeout, w.depth);
+			return wait_result(&w, "timeout");
+		}
+		usleep(200000);
+	}
+}
+
+int gc_client_main(const char *sub, int argc, char **argv)
+{
+	struct client_opts c = { 0 };
+	bool set_rate = !strcmp(sub, "set-rate");
+	bool known = set_rate || !strcmp(sub, "status") || !strcmp(sub, "wait") ||
+	             !strcmp(sub, "pause") || !strcmp(sub, "resume") || !strcmp(sub, "cancel");
+	if (!known) {
+		warnx_("gc: unknown subcommand '%s'", sub);
+		return usage(client_help, true);
+	}
+	int rc = parse_client(argc, argv, &c, set_rate ? 2 : 1);
+	if (rc)
+		return rc < 0 ? EXIT_OK : rc;
+	if (!strcmp(sub, "status"))
+		return status(&c);
+	if (!strcmp(sub, "wait"))
+		return wait_depth(&c);
+	json_object *req = cmd_object(sub);
+	if (set_rate) {
+		uint64_t rate;
+		if (parse_size(argv[optind + 1], &rate)) {
+			json_object_put(req);
+			warnx_("bad rate '%s'", argv[optind + 1]);
+			return usage(client_help, true);
+		}
+		json_object_object_add(req, "rate", json_object_new_uint64(rate));
+	}
+	return control_cmd(&c, req);
+}

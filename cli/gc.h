@@ -1,0 +1,118 @@
+/* gc.h - `vhd gc`: the storage-repository garbage collector (not installed).
+ *
+ * Threads: the worker (gc-worker.c) plans and runs operations; the main
+ * thread serves the control socket (gc-server.c); libmicrohttpd's thread
+ * serves the metrics.  Everything they share is in struct gc under LOCK. */
+#ifndef VHD_GC_H
+#define VHD_GC_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "vhd.h"
+
+#define GC_SOCKET_NAME ".vhd-gc.sock"
+#define GC_MAX_ERRORS 20
+#define GC_MAX_DEFER 64
+
+enum gc_kind { GC_DELETE, GC_COALESCE, GC_LEAF, GC_KINDS };
+enum gc_result { GC_OK, GC_ERROR, GC_CANCELLED, GC_RESULTS };
+
+struct gc_item {
+	enum gc_kind kind;
+	char vhd[256];          /* the file removed or merged (a name in the SR) */
+	char into[256];         /* the parent it is merged into ("" for delete) */
+	uint64_t bytes;         /* data it will move */
+	unsigned chain_depth;   /* depth of the deepest chain it shortens */
+	char note[160];         /* why it waits, "" when it can run */
+};
+
+struct gc_leaf {
+	char vhd[256];
+	unsigned depth;
+};
+
+struct gc_broken {
+	char vhd[256];
+	char defect[256];
+};
+
+struct gc_error {
+	time_t when;
+	char message[512];
+};
+
+struct gc_opts {
+	const char *dir;            /* absolute */
+	const char *socket_path;
+	const char *socket_group;
+	const char *metrics_addr;
+	const char *metrics_file;
+	bool once, daemonize, wait_lock, use_syslog;
+	double quiet_period, interval;
+	uint64_t min_free;
+};
+
+struct gc {
+	struct gc_opts o;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	/* control */
+	bool paused, shutdown, cancelled;
+	volatile int stop;                 /* the running operation's stop flag */
+	struct vhd_coalesce_opts copts;    /* rate_limit changes while it runs */
+	char defer[GC_MAX_DEFER][256];     /* cancelled items: skipped until resume */
+	unsigned ndefer;
+	/* state */
+	const char *state;                 /* starting, idle, quiet, working, paused,
+	                                      waiting-for-space, stopping */
+	char state_note[256];
+	bool busy;
+	struct gc_item current;
+	char phase[16];
+	uint64_t done, total;
+	double rate, eta;
+	time_t op_started;
+	struct gc_item *queue;
+	unsigned nqueue;
+	struct gc_leaf *leaves;
+	unsigned nleaves;
+	struct gc_broken *broken;
+	unsigned nbroken;
+	struct gc_error errors[GC_MAX_ERRORS];
+	unsigned nerrors, errors_next;
+	unsigned scans;
+	time_t last_progress;              /* a byte moved or an operation ended */
+	/* totals */
+	uint64_t bytes_coalesced;
+	uint64_t ops[GC_KINDS][GC_RESULTS];
+	int exit_code;
+	char metrics_bound[128];
+};
+
+extern const char *const gc_kind_names[GC_KINDS];
+extern const char *const gc_result_names[GC_RESULTS];
+
+/* gc-worker.c */
+void *gc_worker(void *gc);
+/* Log one line (stderr or syslog); also kept as a recent error if ERROR. */
+void gc_log(struct gc *g, bool error, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* gc-server.c */
+int gc_server_run(struct gc *g);         /* the socket loop, until shutdown */
+struct json_object *gc_status_json(struct gc *g);   /* caller holds LOCK */
+int gc_metrics_start(struct gc *g);
+void gc_metrics_stop(void);
+void gc_metrics_write_file(struct gc *g);
+/* Socket path for DIR (or EXPLICIT) into OUT; -1 if too long. */
+int gc_socket_path(const char *dir, const char *explicit_path, char *out, size_t len);
+
+/* gc-client.c */
+int gc_client_main(const char *sub, int argc, char **argv);
+/* One request: send CMD (a JSON object, consumed), return the reply or NULL
+ * (with a message printed unless QUIET). */
+struct json_object *gc_request(const char *sock, struct json_object *cmd, bool quiet);
+
+#endif

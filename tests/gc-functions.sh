@@ -1,0 +1,82 @@
+# gc-functions.sh - helpers for the GC tests (sourced after functions.sh).
+#   make_sr DIR LEVELS SIZE_MB WRITES: an SR shaped like XenServer's after
+#     LEVELS snapshots of one VM disk: hidden b00 .. b(LEVELS-1), each with an
+#     empty visible snapshot sNN beside its hidden child, data in every layer,
+#     the VM's disk leaf.vhd on top (visible, with data).
+#   sr_sums DIR: "name sha" of every visible VHD (content through its chain)
+#   gc_start DIR ARGS...: start `vhd gc run` in the background (GC_PID, GC_LOG,
+#     GC_SOCK); gc_stop; gc_status [SOCK]: the status JSON on one line
+#   gc_query SOCK JSON: one request over the socket, the reply on stdout
+PY=/usr/bin/python3
+make_sr() {
+	local d=$1 levels=$2 size=$3 writes=$4 i prev cur
+	mkdir -p "$d"
+	"$VHD" create "$d/b00.vhd" "${size}M" >/dev/null || return 1
+	random_writes "$d/b00.vhd" "$size" "$writes" 256 || return 1
+	for i in $(seq 1 "$levels"); do
+		prev=$(printf 'b%02d' $((i - 1)))
+		cur=$(printf 'b%02d' "$i")
+		[ "$i" -eq "$levels" ] && cur=leaf
+		"$VHD" snapshot "$d/$prev.vhd" "$d/$cur.vhd" >/dev/null || return 1
+		"$VHD" snapshot "$d/$prev.vhd" "$d/s$(printf %02d $((i - 1))).vhd" >/dev/null || return 1
+		"$VHD" set "$d/$prev.vhd" hidden on >/dev/null || return 1
+		random_writes "$d/$cur.vhd" "$size" "$writes" 256 || return 1
+	done
+}
+sr_sums() {
+	local f
+	for f in "$1"/*.vhd; do
+		[ "$("$VHD" info --json "$f" 2>/dev/null | "$PY" -c 'import json,sys; print(json.load(sys.stdin).get("hidden"))')" = "False" ] || continue
+		echo "$(basename "$f") $(content_sha "$f")"
+	done
+}
+gc_query() {
+	"$PY" - "$1" "$2" <<'PYEOF'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(10)
+s.connect(sys.argv[1])
+s.sendall(sys.argv[2].encode() + b"\n")
+buf = b""
+while not buf.endswith(b"\n"):
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    buf += chunk
+sys.stdout.write(buf.decode())
+PYEOF
+}
+gc_status() { gc_query "${1:-$GC_SOCK}" '{"cmd":"status"}'; }
+# jq-like: json_get JSON EXPR (python expression on `j`)
+json_get() { "$PY" -c 'import json,sys; j=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"; }
+gc_start() {
+	local dir=$1; shift
+	GC_LOG=$TMP/gc.$RANDOM.log
+	GC_SOCK=$dir/.vhd-gc.sock
+	"$VHD" gc run "$@" "$dir" 2>"$GC_LOG" &
+	GC_PID=$!
+	local i
+	for i in $(seq 100); do
+		[ -S "$GC_SOCK" ] && gc_status >/dev/null 2>&1 && return 0
+		kill -0 "$GC_PID" 2>/dev/null || { cat "$GC_LOG" >&2; return 1; }
+		sleep 0.1
+	done
+	cat "$GC_LOG" >&2
+	return 1
+}
+gc_stop() {
+	[ -n "${GC_PID:-}" ] || return 0
+	kill "$GC_PID" 2>/dev/null
+	wait "$GC_PID" 2>/dev/null
+	GC_PID=
+}
+# wait_for SECS PYTHON_CONDITION_ON_STATUS_j
+wait_for() {
+	local secs=$1 cond=$2 i st
+	for i in $(seq $((secs * 10))); do
+		st=$(gc_status 2>/dev/null) && [ "$(json_get "$st" "$cond")" = True ] && return 0
+		sleep 0.1
+	done
+	echo "last status: ${st:-none}" >&2
+	return 1
+}
