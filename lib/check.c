@@ -279,9 +279,11 @@ static bool header_tests(struct check *c, const struct vhd_header *h)
 	}
 	if (h->reserved1 || !is_zero(h->reserved2, sizeof h->reserved2))
 		say(c, FATAL, "header is invalid: invalid reserved bits");
-	if (h->max_bat_entries > MAX_BAT_ENTRIES)
+	if (h->max_bat_entries > MAX_BAT_ENTRIES) {
 		say(c, FATAL, "header is invalid: max bat size too large (%u entries)",
 		    h->max_bat_entries);
+		bat_ok = false;
+	}
 	return bat_ok;
 }
 
@@ -479,20 +481,16 @@ static bool read_bat(struct check *c)
 {
 	struct vhd *v = c->v;
 	size_t bytes = (size_t)v->bat_entries * 4;
-	uint8_t *raw = xmalloc(bytes);
 	v->bat = xmalloc(bytes);
 	c->bad_block = xcalloc(v->bat_entries ? v->bat_entries : 1, sizeof *c->bad_block);
-	if (!raw || !v->bat || !c->bad_block ||
-	    read_at(v->fd, v->path, raw, bytes, v->header.table_offset)) {
+	if (!v->bat || !c->bad_block || read_at(v->fd, v->path, v->bat, bytes, v->header.table_offset)) {
 		say(c, FATAL, "error reading bat: %d (%s)", -vhd_get_errno(), vhd_get_error());
-		free(raw);
 		free(v->bat);
 		v->bat = NULL;
 		return false;
 	}
-	for (uint32_t i = 0; i < v->bat_entries; i++)
-		v->bat[i] = get_be32(raw + 4 * (size_t)i);
-	free(raw);
+	for (uint32_t i = 0; i < v->bat_entries; i++)   /* in place: big-endian to host */
+		v->bat[i] = get_be32((const uint8_t *)&v->bat[i]);
 	return true;
 }
 
@@ -541,23 +539,37 @@ static int cmp_pair(const void *a, const void *b)
 	return x->block < y->block ? -1 : x->block > y->block;
 }
 
+/* The sane allocated blocks in file order (entries sized by their count). */
+static struct entry *blocks_by_offset(const struct check *c, size_t *n)
+{
+	const struct vhd *v = c->v;
+	size_t count = 0;
+	for (uint32_t b = 0; b < v->bat_entries; b++)
+		count += v->bat[b] != BAT_UNUSED && !c->bad_block[b];
+	struct entry *e = xmalloc((count ? count : 1) * sizeof *e);
+	*n = 0;
+	if (!e)
+		return NULL;
+	for (uint32_t b = 0; b < v->bat_entries; b++)
+		if (v->bat[b] != BAT_UNUSED && !c->bad_block[b])
+			e[(*n)++] = (struct entry){ v->bat[b], b };
+	qsort(e, *n, sizeof *e, cmp_entry);
+	return e;
+}
+
 /* Sorted by offset, a block overlaps another iff it overlaps its
  * predecessor (all blocks have the same span): O(n log n).  Each such pair
  * is reported once, lower block first, in BAT order as blktap does. */
 static void check_overlaps(struct check *c, uint64_t span)
 {
 	struct vhd *v = c->v;
-	struct entry *e = xmalloc(((size_t)v->bat_entries + 1) * sizeof *e);
-	size_t n = 0, np = 0;
+	size_t n, np = 0;
 	struct list l = { 0 };
+	struct entry *e = blocks_by_offset(c, &n);
 	if (!e) {
 		say(c, FATAL, "error checking overlaps: %s", vhd_get_error());
 		return;
 	}
-	for (uint32_t b = 0; b < v->bat_entries; b++)
-		if (v->bat[b] != BAT_UNUSED && !c->bad_block[b])
-			e[n++] = (struct entry){ v->bat[b], b };
-	qsort(e, n, sizeof *e, cmp_entry);
 	/* the pairs are stored over the entries already passed */
 	for (size_t k = 1; k < n; k++) {
 		struct entry prev = e[k - 1], cur = e[k];
@@ -647,6 +659,17 @@ static const char *parent_mismatch(const struct check *c, const char *path)
 	return why;
 }
 
+/* "dir/./name" -> "dir/name" in place: locators hold "./name". */
+static char *tidy_path(char *p)
+{
+	char *d;
+	while (p && (d = strstr(p, "/./")))
+		memmove(d, d + 2, strlen(d + 2) + 1);
+	if (p && !strncmp(p, "./", 2) && p[2])
+		memmove(p, p + 2, strlen(p + 2) + 1);
+	return p;
+}
+
 static bool file_exists(const char *path)
 {
 	return access(path, F_OK) == 0;
@@ -661,7 +684,7 @@ static char *locator_location(const struct check *c, int i)
 	if (locator_problem(c, l))
 		return NULL;
 	char *rel = vhd_locator_path(c->v, i);
-	char *p = rel ? path_relative_to(c->v->path, rel) : NULL;
+	char *p = rel ? tidy_path(path_relative_to(c->v->path, rel)) : NULL;
 	free(rel);
 	return p;
 }
@@ -671,7 +694,7 @@ static char *header_name_location(const struct check *c)
 	const char *name = c->v->parent_name;
 	if (!name || !*name || strchr(name, '/'))
 		return NULL;
-	return path_relative_to(c->v->path, name);
+	return tidy_path(path_relative_to(c->v->path, name));
 }
 
 /* The parent as vhd_open() finds it: the first locator, then the header's
@@ -705,7 +728,7 @@ static void check_locator_target(struct check *c, int i, enum kind k, char **las
 		say(c, k, "error reading parent locator %d: %d (%s)", i, -EINVAL, vhd_get_error());
 		return;
 	}
-	char *loc = path_relative_to(v->path, rel);
+	char *loc = tidy_path(path_relative_to(v->path, rel));
 	if (!loc || (*last && !strcmp(*last, loc))) {
 		free(loc);   /* the same path as the previous locator's: said already */
 		free(rel);
@@ -843,21 +866,6 @@ static int scan_block(struct check *c, struct data_scan *s, uint32_t block)
 static bool progress_stopped(struct check *c, struct data_scan *s)
 {
 	return c->progress && c->progress(&s->progress, c->progress_opaque);
-}
-
-/* The blocks in file order (sequential reads), skipping misplaced ones. */
-static struct entry *blocks_by_offset(const struct check *c, size_t *n)
-{
-	const struct vhd *v = c->v;
-	struct entry *e = xmalloc(((size_t)v->bat_entries + 1) * sizeof *e);
-	*n = 0;
-	if (!e)
-		return NULL;
-	for (uint32_t b = 0; b < v->bat_entries; b++)
-		if (v->bat[b] != BAT_UNUSED && !c->bad_block[b])
-			e[(*n)++] = (struct entry){ v->bat[b], b };
-	qsort(e, *n, sizeof *e, cmp_entry);
-	return e;
 }
 
 static int check_data(struct check *c)
