@@ -49,6 +49,7 @@ struct node {
 	int parent;                 /* index, or -1 */
 	int *children, nchildren;
 	const char *note;           /* why a differencing root has no parent here */
+	const char *note_name;      /* the parent it names, or closes a loop with */
 	char *chain_error;          /* orphan: why its chain cannot be opened */
 	int depth;                  /* 0 = unknown */
 	bool visited;
@@ -238,8 +239,10 @@ static int link_nodes(struct forest *f)
 		if (c->error || c->info.type != VHD_TYPE_DIFF)
 			continue;
 		c->parent = find_parent(f, c);
-		if (c->parent < 0)
+		if (c->parent < 0) {
 			c->note = "parent not in this directory";
+			c->note_name = c->parent_name;
+		}
 		else if (add_child(&f->nodes[c->parent], i))
 			return -1;
 	}
@@ -293,8 +296,9 @@ static void assign_depths(struct forest *f)
 		if (n->error || n->visited || !on_cycle(f, i))
 			continue;
 		remove_child(&f->nodes[n->parent], i);
-		n->parent = -1;
 		n->note = "parent loop";
+		n->note_name = f->nodes[n->parent].name;
+		n->parent = -1;
 		visit(f, i, 0);
 	}
 }
@@ -310,7 +314,7 @@ static void print_line(const struct node *n, const char *prefix, const char *bra
 	       type_name(n->info.type), human_size(n->info.virtual_size, v, sizeof v),
 	       human_size(n->info.file_size, s, sizeof s), n->info.hidden ? ", hidden" : "", d);
 	if (n->note)
-		printf("  (%s: %s)", n->note, n->parent_name ? n->parent_name : "?");
+		printf("  (%s: %s)", n->note, n->note_name ? n->note_name : "?");
 	if (n->chain_error)
 		printf(" [%s]", n->chain_error);
 	putchar('\n');
