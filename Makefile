@@ -63,6 +63,13 @@ $(B)/tests/%: tests/tools/%.c $(B)/libvhdkit.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libvhdkit.a $(LDLIBS)
 
+# benchmark generators (bench/tools/*.c -> $(B)/bench/NAME)
+BENCH_SRC := $(wildcard bench/tools/*.c)
+BENCH_BIN := $(BENCH_SRC:bench/tools/%.c=$(B)/bench/%)
+$(B)/bench/%: bench/tools/%.c $(B)/libvhdkit.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libvhdkit.a $(LDLIBS)
+
 $(B)/tests/%.so: tests/preload/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -O2 -fPIC -shared -o $@ $< -ldl
@@ -95,6 +102,7 @@ crash-test: deps tests-bin
 
 bench: deps tests-bin
 	@B=$(B) sh bench/run.sh
+bench: $(BENCH_BIN)
 
 install: all $(B)/vhd.1
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
