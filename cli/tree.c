@@ -144,7 +144,8 @@ static int list_dir(struct forest *f)
 			warnx_("tree: out of memory");
 			return -1;
 		}
-	qsort(f->nodes, (size_t)f->n, sizeof *f->nodes, cmp_name);
+	if (f->n)
+		qsort(f->nodes, (size_t)f->n, sizeof *f->nodes, cmp_name);
 	return 0;
 }
 
