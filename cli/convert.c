@@ -189,11 +189,12 @@ static int open_input(struct input *in)
 		warnx_("%s: %s", in->path, strerror(errno));
 		return EXIT_FAIL;
 	}
-	if (!S_ISREG(st.st_mode)) {
-		warnx_("%s: not a regular file", in->path);
+	off_t end = S_ISBLK(st.st_mode) ? lseek(in->fd, 0, SEEK_END) : st.st_size;
+	if ((!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) || end < 0) {
+		warnx_("%s: not a regular file or block device", in->path);
 		return EXIT_FAIL;
 	}
-	in->size = (uint64_t)st.st_size;
+	in->size = (uint64_t)end;
 	if (in->format == FMT_AUTO)
 		in->format = detect(in->fd, in->size);
 	if (in->format == FMT_RAW)
