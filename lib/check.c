@@ -43,6 +43,8 @@ struct check {
 	bool geometry_noted;
 	bool *bad_block;           /* BAT entry unusable for data checks */
 	bool batmap_header_found;
+	bool batmap_read;          /* the map was read: batmap_sum is its checksum */
+	uint32_t batmap_sum;
 	char *parent;              /* the verified parent, for VHD_CHECK_CHAIN */
 };
 
@@ -202,6 +204,11 @@ static bool check_backup(struct check *c, bool primary_usable, struct vhd_footer
 	if (!read_ok(c, c->backup_raw, FOOTER_SIZE, 0, "backup footer"))
 		return false;
 	footer_decode(backup, c->backup_raw);
+	if (!primary_usable && memcmp(backup->cookie, "conectix", 8)) {
+		say(c, NOTE, "no footer at offset 0 either: not a VHD, or a fixed one whose footer "
+		    "is lost");
+		return false;
+	}
 	bool usable = footer_tests(c, backup, "backup footer", &fatal);
 	if (primary_usable && usable && !backup_matches(c, backup))
 		say(c, PROBLEM, "primary and backup footers do not match");
@@ -371,13 +378,17 @@ static const char *batmap_tests(struct check *c, bool report)
 	uint64_t bytes = (uint64_t)m->map_sectors * SECTOR;
 	bool placed = m->map_offset && !(m->map_offset % SECTOR) &&
 	              m->map_offset <= v->footer_offset && bytes <= v->footer_offset - m->map_offset;
-	const struct { bool bad; const char *msg; } tests[] = {
-		{ m->version > BATMAP_VERSION, "unsupported batmap version" },
-		{ placed && m->map_sectors && !v->batmap, "invalid checksum" },
-		{ !m->map_sectors, "invalid size zero" },
-		{ bytes * 8 < v->bat_entries, "batmap-BAT size mismatch" },
-		{ !m->map_offset || m->map_offset % SECTOR, "invalid batmap offset" },
-		{ !placed && m->map_offset && !(m->map_offset % SECTOR), "invalid batmap size" },
+	char sums[64] = "";
+	if (c->batmap_read)
+		snprintf(sums, sizeof sums, " (0x%08x stored, 0x%08x computed)", m->checksum,
+		         c->batmap_sum);
+	const struct { bool bad; const char *msg, *detail; } tests[] = {
+		{ m->version > BATMAP_VERSION, "unsupported batmap version", "" },
+		{ c->batmap_read && c->batmap_sum != m->checksum, "invalid checksum", sums },
+		{ !m->map_sectors, "invalid size zero", "" },
+		{ bytes * 8 < v->bat_entries, "batmap-BAT size mismatch", "" },
+		{ !m->map_offset || m->map_offset % SECTOR, "invalid batmap offset", "" },
+		{ !placed && m->map_offset && !(m->map_offset % SECTOR), "invalid batmap size", "" },
 	};
 	for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
 		if (!tests[i].bad)
@@ -385,7 +396,7 @@ static const char *batmap_tests(struct check *c, bool report)
 		if (!first)
 			first = tests[i].msg;
 		if (report)
-			say(c, PROBLEM, "batmap is invalid: %s", tests[i].msg);
+			say(c, PROBLEM, "batmap is invalid: %s%s", tests[i].msg, tests[i].detail);
 	}
 	return first;
 }
@@ -420,7 +431,9 @@ static int load_batmap(struct check *c)
 	uint64_t sum_bytes = round_up(div_round_up(c->blocks, 8), SECTOR);
 	if (sum_bytes > bytes)
 		sum_bytes = bytes;
-	if (batmap_checksum(map, sum_bytes) == m->checksum) {
+	c->batmap_read = true;
+	c->batmap_sum = batmap_checksum(map, sum_bytes);
+	if (c->batmap_sum == m->checksum) {
 		v->batmap = map;
 		v->has_batmap = true;
 	} else {

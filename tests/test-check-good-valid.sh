@@ -8,7 +8,7 @@ n=0
 while IFS=$'\t' read -r path _; do
 	[ "$path" = path ] && continue
 	f=$CORPUS/$path
-	out=$("$VHD" check --chain "$f") || fail "$path: exit $?: $out"
+	out=$("$VHD" check --chain --data "$f") || fail "$path: exit $?: $out"
 	[ "$(tail -n1 <<<"$out")" = "$f is valid" ] || fail "$path: verdict: $out"
 	grep -v -e ': note: ' -e ' is valid$' <<<"$out" && fail "$path: problem lines for a valid image"
 	json=$("$VHD" check --json "$f") || fail "$path: --json exit $?"
@@ -23,4 +23,4 @@ grep -q "note: geometry 65535/16/255" <<<"$out" || fail "no force_size note: $ou
 # several files at once: one verdict each
 out=$("$VHD" check "$CORPUS/good/tap-fixed.vhd" "$CORPUS/good/tap-dyn-empty-1g.vhd") || fail "two files: $out"
 [ "$(grep -c ' is valid$' <<<"$out")" = 2 ] || fail "two files: $out"
-pass "$n good images valid (with --chain and --json), force_size geometry only noted"
+pass "$n good images valid (with --chain --data, and --json), force_size geometry only noted"
