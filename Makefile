@@ -70,6 +70,26 @@ $(B)/bench/%: bench/tools/%.c $(B)/libvhdkit.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libvhdkit.a $(LDLIBS)
 
+# fuzzing: the libFuzzer target (clang, its own sanitized objects) for
+# `make fuzz` (fuzz/run.sh), and the replay driver (normal compiler) that
+# tests/test-fuzz-regressions.sh runs saved inputs through
+FUZZ_CC     ?= clang
+FUZZ_CFLAGS := -std=c11 -Wall -Wextra -g -O1 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
+               -Iinclude -Ilib -MMD -MP -pthread -fno-omit-frame-pointer \
+               -fsanitize=address,undefined -fno-sanitize-recover=all \
+               $(shell pkg-config --cflags json-c 2>/dev/null)
+FUZZ_OBJ    := $(LIB_SRC:%.c=$(B)/fuzz/%.o)
+$(B)/fuzz/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(B)/fuzz/fuzz-open-check: fuzz/fuzz-open-check.c $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+$(B)/tests/fuzz-replay: fuzz/fuzz-open-check.c $(B)/libvhdkit.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DFUZZ_REPLAY $(LDFLAGS) -o $@ $< $(B)/libvhdkit.a $(LDLIBS)
+tests-bin: $(B)/tests/fuzz-replay
+fuzz-bin: $(B)/fuzz/fuzz-open-check $(B)/tests/fuzz-replay
+
 $(B)/tests/%.so: tests/preload/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -O2 -fPIC -shared -o $@ $< -ldl
@@ -94,7 +114,7 @@ demo: all
 	@sh contrib/demo.sh
 
 fuzz:
-	@sh fuzz/run.sh
+	@B=$(B) sh fuzz/run.sh
 
 crash-test: deps tests-bin
 	@B=$(B) CRASH_ROUNDS=$${CRASH_ROUNDS:-60} sh tests/crash-loop.sh
@@ -119,5 +139,5 @@ install: all $(B)/vhd.1
 clean:
 	rm -rf $(B)
 
-.PHONY: all tests-bin deps check demo fuzz crash-test bench install clean
+.PHONY: all tests-bin deps check demo fuzz fuzz-bin crash-test bench install clean
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
