@@ -8,7 +8,6 @@
  * at most the file's own size in memory.  Plain checks read the footers,
  * the header, the BAT and the batmap in one read each, never a bitmap. */
 #include <errno.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -754,9 +753,10 @@ static void check_locator_target(struct check *c, int i, enum kind k, char **las
 		    v->parent_name);
 	free(rel);
 	const char *why;
-	if (!file_exists(loc))
+	bool want_parent = !(c->flags & VHD_CHECK_PARENT_ANY);
+	if (want_parent && !file_exists(loc))
 		say(c, k, "error resolving %s: %d (no such file)", loc, -ENOENT);
-	else if (!(c->flags & VHD_CHECK_PARENT_ANY) && (why = parent_mismatch(c, loc)))
+	else if (want_parent && (why = parent_mismatch(c, loc)))
 		say(c, k, "invalid parent %s: %s", loc, why);
 	free(*last);
 	*last = loc;
@@ -835,12 +835,11 @@ static void check_clear_sectors(struct check *c, struct data_scan *s, uint32_t b
 		uint32_t j = i + 1;
 		while (j < n && !bit_test(s->map, j) && !is_zero(s->data + (size_t)j * SECTOR, SECTOR))
 			j++;
-		if (!list_room(&s->clear))
-			;
-		else if (j == i + 1)
+		bool listed = list_room(&s->clear);
+		if (listed && j == i + 1)
 			say(c, PROBLEM, "sector 0x%x of block 0x%x has data where bitmap is clear", i,
 			    block);
-		else
+		else if (listed)
 			say(c, PROBLEM, "sectors 0x%x-0x%x of block 0x%x have data where bitmap is clear",
 			    i, j - 1, block);
 		i = j - 1;
