@@ -1,0 +1,90 @@
+#!/bin/bash
+# gc-crash-loop.sh - kill the GC at random points and prove it converges
+# with every visible VHD unchanged.
+# The SR is shaped like a XenServer one after 15 snapshots of a VM disk: a
+# 15-level chain of hidden VHDs with data in each, each with an empty visible
+# snapshot beside its hidden child, the VM's disk on top.  Most snapshots are
+# then deleted (some files removed, one hidden: garbage), so the GC has
+# coalesces, a garbage removal and a leaf-coalesce to do.
+# Each round crashes `vhd gc run --once` at a random counted file operation
+# (tests/preload/crashpoint.c: kill -9, or a power cut dropping unsynced
+# writes) or with a real kill -9 after a random delay, then starts it again
+# until it converges, and compares the checksums of every visible VHD with
+# those taken before, the leaf's UUID, the final chain depth and that no
+# journal is left.  CRASH_ROUNDS rounds (default 40); CRASH_SEED repeats a run.
+# Run by `make crash-test`; a few rounds by tests/test-gc-crash.sh.
+. "$(dirname "$0")/functions.sh"
+. "$(dirname "$0")/gc-functions.sh"
+rounds=${CRASH_ROUNDS:-40}
+seed=${CRASH_SEED:-$$}
+RANDOM=$seed
+echo "gc-crash-loop: $rounds rounds, seed $seed"
+
+make_sr "$TMP/proto" 15 8 3 || fail "building the SR"
+# snapshots deleted by the user: most files go, s03 is hidden (garbage)
+for i in 00 01 02 04 06 07 08 09 11 12 13; do rm "$TMP/proto/s$i.vhd"; done
+"$VHD" set "$TMP/proto/s03.vhd" hidden on >/dev/null || fail "hiding s03"
+sr_sums "$TMP/proto" >"$TMP/want" || fail "checksums"
+leaf_uuid() { "$VHD" info --json "$1" | json_get "$(cat)" 'j["uuid"]'; }
+want_uuid=$(leaf_uuid "$TMP/proto/leaf.vhd")
+run_gc() { "$VHD" gc run --once --quiet-period 0 --interval 0.05 "$TMP/w"; }
+
+verify() {   # verify WHEN
+	sr_sums "$TMP/w" >"$TMP/got" || fail "$1: checksums"
+	# every visible disk of before still reads the same (none is removed)
+	while read -r name sum; do
+		grep -qx "$name $sum" "$TMP/got" || fail "$1: $name changed or is gone"
+	done <"$TMP/want"
+}
+
+rm -rf "$TMP/w" && cp -a "$TMP/proto" "$TMP/w"
+steps=$(crash_count "$VHD" gc run --once --quiet-period 0 --interval 0.05 "$TMP/w") ||
+	fail "clean run failed"
+verify "clean run"
+want_depth=$("$VHD" depth "$TMP/w/leaf.vhd")
+[ "$want_depth" -lt 16 ] || fail "clean run: leaf still $want_depth deep"
+[ "$(leaf_uuid "$TMP/w/leaf.vhd")" = "$want_uuid" ] || fail "clean run: leaf UUID changed"
+ls -A "$TMP/w" | grep -q 's03.vhd' && fail "clean run: garbage s03 left"
+echo "clean run: $steps counted operations, leaf depth 16 -> $want_depth"
+
+modes=(kill kill powerloss realkill)
+for r in $(seq "$rounds"); do
+	mode=${modes[RANDOM % 4]}
+	rm -rf "$TMP/w" && cp -a "$TMP/proto" "$TMP/w"
+	if [ "$mode" = realkill ]; then
+		delay=$(( RANDOM % 1500 ))
+		what="round $r: kill -9 after ${delay} ms"
+		run_gc >"$TMP/crash.out" 2>&1 &
+		pid=$!
+		sleep "$(printf '0.%03d' "$delay")"
+		[ "$delay" -ge 1000 ] && sleep 1
+		kill -9 "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	else
+		at=$(( RANDOM * 32768 % steps + RANDOM % steps + 1 ))
+		at=$(( at > steps ? at % steps + 1 : at ))
+		what="round $r: $mode at $at/$steps"
+		crash_run "$at" "$mode" "$RANDOM" "$VHD" gc run --once --quiet-period 0 \
+			--interval 0.05 "$TMP/w" >"$TMP/crash.out" 2>&1
+	fi
+	verify "$what, after the crash"
+	# a second crash during the recovery, now and then
+	if [ $((RANDOM % 4)) -eq 0 ] && [ "$mode" != realkill ]; then
+		at2=$(( RANDOM % 200 + 1 ))
+		crash_run "$at2" kill 1 "$VHD" gc run --once --quiet-period 0 --interval 0.05 \
+			"$TMP/w" >"$TMP/crash2.out" 2>&1
+		verify "$what, then killed at $at2 while recovering"
+	fi
+	run_gc >"$TMP/rerun.out" 2>&1 || { tail -20 "$TMP/rerun.out"; fail "$what: restart failed"; }
+	verify "$what, after the restart"
+	depth=$("$VHD" depth "$TMP/w/leaf.vhd")
+	[ "$depth" = "$want_depth" ] || { tail "$TMP/rerun.out"; fail "$what: leaf depth $depth, expected $want_depth"; }
+	[ "$(leaf_uuid "$TMP/w/leaf.vhd")" = "$want_uuid" ] || fail "$what: leaf UUID changed"
+	ls -A "$TMP/w" | grep -q 'journal' && { ls -A "$TMP/w"; fail "$what: journal left behind"; }
+	ls -A "$TMP/w" | grep -q 's03.vhd' && fail "$what: garbage left"
+	for f in "$TMP"/w/*.vhd; do
+		"$VHD" check "$f" >"$TMP/check.out" 2>&1 || { cat "$TMP/check.out"; fail "$what: $(basename "$f") fails check"; }
+	done
+	echo "ok $what"
+done
+pass "$rounds GC crash rounds (seed $seed): converged, every visible VHD unchanged"
