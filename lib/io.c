@@ -1,5 +1,6 @@
 /* io.c - reading and writing the virtual disk through a chain. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,16 +75,40 @@ int vhd_find_source(struct vhd *v, uint64_t sector, uint64_t max, uint64_t *run,
 	return l < 0 ? l : l + 1;
 }
 
+/* File offset of virtual SECTOR in V's own data (V must hold it). */
+static uint64_t sector_offset(const struct vhd *v, uint64_t sector)
+{
+	if (v->footer.type == VHD_TYPE_FIXED)
+		return sector * SECTOR;
+	uint32_t block = (uint32_t)(sector / v->block_sectors);
+	return block_data_offset(v, block) + (sector % v->block_sectors) * SECTOR;
+}
+
 int vhd_read_sectors(struct vhd *v, void *buf, uint64_t sector, uint64_t n)
 {
-	uint64_t off;
-	if (v->footer.type == VHD_TYPE_FIXED) {
-		off = sector * SECTOR;
-	} else {
-		uint32_t block = (uint32_t)(sector / v->block_sectors);
-		off = block_data_offset(v, block) + (sector % v->block_sectors) * SECTOR;
+	return read_at(v->fd, v->path, buf, n * SECTOR, sector_offset(v, sector));
+}
+
+/* A request made of several runs (layers of a chain, blocks placed out of
+ * order) would otherwise wait for each run's read in turn: ask the kernel
+ * to start reading them all first, so that cold reads overlap.  Advisory:
+ * errors are left to the reads. */
+static void prefetch_runs(struct vhd *v, uint64_t sector, uint64_t left)
+{
+	uint64_t run;
+	struct vhd *from = NULL;
+	int l = vhd_find_source(v, sector, left, &run, &from, UINT_MAX);
+	if (l == -2 || run >= left)
+		return;
+	for (;;) {
+		if (l >= 0)
+			posix_fadvise(from->fd, (off_t)sector_offset(from, sector), (off_t)(run * SECTOR),
+			              POSIX_FADV_WILLNEED);
+		sector += run;
+		left -= run;
+		if (!left || (l = vhd_find_source(v, sector, left, &run, &from, UINT_MAX)) == -2)
+			return;
 	}
-	return read_at(v->fd, v->path, buf, n * SECTOR, off);
 }
 
 VHD_EXPORT int vhd_pread(vhd_t *v, void *buf, uint64_t count, uint64_t offset)
@@ -92,6 +117,7 @@ VHD_EXPORT int vhd_pread(vhd_t *v, void *buf, uint64_t count, uint64_t offset)
 		return -1;
 	uint8_t *p = buf;
 	uint64_t sector = offset / SECTOR, left = count / SECTOR;
+	prefetch_runs(v, sector, left);
 	while (left) {
 		uint64_t run;
 		struct vhd *from = NULL;
