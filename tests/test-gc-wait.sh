@@ -39,12 +39,15 @@ sleep 0.7
 r=$("$VHD" gc wait "$SR" --vhd "$SR/c1.vhd" --max-depth 1 --timeout 30 --json 2>"$TMP/err" | reason)
 [ "$r" = nothing-to-do ] || fail "leaf in use: reason '$r'"
 grep -q "in use" "$TMP/err" || fail "leaf in use: no reason given: $(cat "$TMP/err")"
+# (paused while the next chain is set up: it would leaf-coalesce c1 at once)
+"$VHD" gc pause "$SR" || fail pause
 kill $HOLD; wait $HOLD 2>/dev/null; HOLD=
 
 # a damaged VHD of the chain: reported, never touched
 "$VHD" snapshot "$SR/c1.vhd" "$SR/c2.vhd" >/dev/null && "$VHD" set "$SR/c1.vhd" hidden on >/dev/null || fail "third level"
 printf 'garbage!' | dd of="$SR/c0.vhd" bs=1 seek=$(( $(stat -c %s "$SR/c0.vhd") - 512 )) conv=notrunc 2>/dev/null
 before=$(raw_sha "$SR/c0.vhd")
+"$VHD" gc resume "$SR" || fail resume
 r=$("$VHD" gc wait "$SR" --vhd "$SR/c2.vhd" --max-depth 1 --timeout 30 --json 2>"$TMP/err" | reason)
 [ "$r" = broken ] || fail "damaged parent: reason '$r'"
 wait_for 10 'any(b["vhd"] == "c0.vhd" for b in j["broken"])' || fail "damaged VHD not reported"
