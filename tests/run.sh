@@ -11,6 +11,7 @@ passed=0 failed=0 failures=
 pattern=${TESTS:-*}
 for t in $B/tests/test-* tests/test-*.sh; do
 	[ -e "$t" ] || continue
+	case $t in *.sh) ;; *.d|*.o) continue ;; *) [ -x "$t" ] || continue ;; esac
 	name=$(basename "$t" .sh)
 	case $name in $pattern) ;; *) continue ;; esac
 	start=$(date +%s)
