@@ -132,6 +132,30 @@ static bool same_disk(const uint8_t *a, const uint8_t *b)
 
 /* ---- header, BAT, batmap ------------------------------------------- */
 
+/* header_invalid() does not look at the parent fields; before trusting a
+ * header whose checksum is wrong, they must make sense too. */
+static const char *parent_fields_implausible(const struct repair *r)
+{
+	const struct vhd_header *h = &r->v->header;
+	bool diff = r->v->footer.type == VHD_TYPE_DIFF;
+	for (int i = 0; i < LOC_COUNT; i++) {
+		const struct vhd_locator *l = &h->loc[i];
+		uint64_t space = l->data_space < SECTOR ? (uint64_t)l->data_space * SECTOR : l->data_space;
+		if (!l->code)
+			continue;
+		if (!diff)
+			return "a disk without parent has a parent locator";
+		if (l->code != LOC_MACX && l->code != LOC_W2KU && l->code != LOC_W2RU)
+			return "a parent locator has an unknown code";
+		if (l->data_offset % SECTOR || l->data_offset > r->avail ||
+		    space > r->avail - l->data_offset || l->data_len > space)
+			return "a parent locator points outside the file";
+	}
+	if (!diff && !is_zero(h->parent_uuid, sizeof h->parent_uuid))
+		return "a disk without parent has a parent uuid";
+	return NULL;
+}
+
 static int survey_header(struct repair *r)
 {
 	struct vhd *v = r->v;
@@ -151,6 +175,8 @@ static int survey_header(struct repair *r)
 	const char *why = header_invalid(&v->header, &v->footer, r->avail);
 	if (why)
 		return refuse(r, "header invalid: %s", why);
+	if (stored != sum && (why = parent_fields_implausible(r)))
+		return refuse(r, "header invalid: invalid checksum, and %s", why);
 	if (stored != sum) {
 		r->write_header = true;
 		plan(r, S_HEADER_SUM, "header checksum fixed (was 0x%08x, now 0x%08x): every header "
