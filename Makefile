@@ -83,7 +83,7 @@ $(B)/fuzz/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 $(B)/fuzz/fuzz-open-check: fuzz/fuzz-open-check.c $(FUZZ_OBJ)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) $(LDLIBS)
 $(B)/tests/fuzz-replay: fuzz/fuzz-open-check.c $(B)/libvhdkit.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DFUZZ_REPLAY $(LDFLAGS) -o $@ $< $(B)/libvhdkit.a $(LDLIBS)

@@ -16,8 +16,8 @@
  *    `fuzz-replay --make-seeds DIR` writes the seed corpus.
  *
  * Oracles besides the sanitizers: a dry-run repair leaves the file
- * unchanged; no function reports success with an empty error path where
- * it must fail (see run_one). */
+ * unchanged; a file vhd_check calls valid opens and maps; a real repair
+ * (on a scratch copy) has nothing left to do when run again. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -210,10 +210,40 @@ static void exercise(const char *path, const uint8_t *data, size_t size)
 	check_and_repair(path, data, size);
 }
 
+/* What vhd_check calls valid opens and reads: the two must agree. */
+static void valid_means_usable(const char *path)
+{
+	int flags = VHD_CHECK_NO_TIME | VHD_CHECK_PARENT_ANY;
+	if (vhd_check(path, flags, NULL, NULL) != 0)
+		return;
+	vhd_t *v = vhd_open(path, VHD_OPEN_RDONLY | VHD_OPEN_NO_PARENT);
+	if (!v)
+		fatal("vhd_check says valid, vhd_open fails");
+	unsigned long runs = 0;
+	if (vhd_map(v, 0, count_run, &runs) < 0)
+		fatal("vhd_check says valid, vhd_map fails");
+	vhd_close(v);
+}
+
+/* A real repair on a scratch copy: a second run has nothing left to do. */
+static void repair_twice(const char *path, const uint8_t *data, size_t size)
+{
+	put_file(path, data, size);
+	if (vhd_repair(path, 0, NULL, NULL) <= 0)
+		return;
+	int again = vhd_repair(path, 0, NULL, NULL);
+	if (again != 0) {
+		vhd_error(EINVAL, "%s: second repair returned %d (%s)", path, again,
+		          again < 0 ? vhd_get_error() : "more actions");
+		fatal("repair is not idempotent");
+	}
+}
+
 static void run_one(const char *path, const uint8_t *data, size_t size)
 {
 	put_file(path, data, size);
 	exercise(path, data, size);
+	valid_means_usable(path);
 }
 
 /* ---- set-up -------------------------------------------------------- */
@@ -262,6 +292,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	setup();
 	run_one(lonely_path, data, size);
 	run_one(family_path, data, size);
+	repair_twice(lonely_path, data, size);
 	return 0;
 }
 
