@@ -33,4 +33,35 @@ say "content of leaf.vhd: sha256 $after... ($( [ "$before" = "$after" ] && echo 
 run "$VHD" tree "$D"
 run "$VHD" convert "$D/leaf.vhd" "$D/leaf.raw"
 say "leaf.raw: $(du -h --apparent-size "$D/leaf.raw" | cut -f1) apparent, $(du -h "$D/leaf.raw" | cut -f1) on disk (sparse)"
-[ "$before" = "$after" ]
+[ "$before" = "$after" ] || exit 1
+
+say "the garbage collector: an SR with 8 levels of hidden snapshots, each with an empty visible sibling"
+SR=$D/sr
+mkdir "$SR"
+"$VHD" create "$SR/l0.vhd" 256M >/dev/null
+head -c 33554432 /dev/urandom | "$IO" write "$SR/l0.vhd" 0
+for i in 1 2 3 4 5 6 7 8; do
+	"$VHD" snapshot "$SR/l$((i - 1)).vhd" "$SR/l$i.vhd" >/dev/null
+	"$VHD" snapshot "$SR/l$((i - 1)).vhd" "$SR/s$i.vhd" >/dev/null
+	"$VHD" set "$SR/l$((i - 1)).vhd" hidden on >/dev/null
+	head -c 8388608 /dev/urandom | "$IO" write "$SR/l$i.vhd" $((i * 16777216))
+done
+sum=$("$IO" cat "$SR/l8.vhd" | sha256sum | cut -c1-16)
+run "$VHD" depth "$SR/l8.vhd"
+run "$VHD" tree "$SR"
+say "the old snapshots are deleted: every hidden node now has one child"
+rm -f "$SR"/s*.vhd
+say "$VHD gc run --once --quiet-period 0 --rate-limit 40M $SR &   (while 'vhd gc status' watches)"
+"$VHD" gc run --once --quiet-period 0 --rate-limit 40M "$SR" 2>"$D/gc.log" &
+gc=$!
+sleep 1
+while kill -0 $gc 2>/dev/null; do
+	"$VHD" gc status "$SR" 2>/dev/null | head -4 || true
+	sleep 1
+done
+wait $gc || { cat "$D/gc.log"; exit 1; }
+run cat "$D/gc.log"
+run "$VHD" tree "$SR"
+run "$VHD" depth "$SR/l8.vhd"
+say "content of l8.vhd: $sum... before, $("$IO" cat "$SR/l8.vhd" | sha256sum | cut -c1-16)... after"
+[ "$sum" = "$("$IO" cat "$SR/l8.vhd" | sha256sum | cut -c1-16)" ]
