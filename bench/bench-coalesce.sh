@@ -72,7 +72,7 @@ run_merge_bench() {   # NAME LEVELS WRITES CMD-ARGS...
 }
 
 : > "$DIR/table"
-run_merge_bench "coalesce (1 layer)" 1 13000 coalesce "$DIR/w/l1.vhd"
+[ -n "${BENCH_ONLY_COMMIT:-}" ] || run_merge_bench "coalesce (1 layer)" 1 13000 coalesce "$DIR/w/l1.vhd"
 run_merge_bench "commit (5 layers)" 5 2600 commit --base "$DIR/w/l0.vhd" "$DIR/w/l5.vhd"
 
 {

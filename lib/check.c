@@ -337,6 +337,8 @@ static void check_parent_fields(struct check *c)
 		v->parent_name = utf16_to_utf8(h->parent_name, sizeof h->parent_name, true);
 		if (!v->parent_name)
 			say(c, FATAL, "differencing header is invalid: invalid parent name");
+		if (!memcmp(h->parent_uuid, v->footer.uuid, 16))
+			say(c, FATAL, "differencing header is invalid: the parent uuid is the disk's own (a loop)");
 		return;
 	}
 	if (!is_zero(h->parent_name, sizeof h->parent_name))

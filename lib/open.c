@@ -350,6 +350,10 @@ static struct vhd *open_chain(const char *path, int flags, unsigned level)
 	v->depth = 1;
 	if (v->footer.type != VHD_TYPE_DIFF || (flags & VHD_OPEN_NO_PARENT))
 		return v;
+	if (!memcmp(v->header.parent_uuid, v->footer.uuid, 16)) {
+		vhd_error(ELOOP, "%s: names itself as its parent (a loop)", v->path);
+		goto fail;
+	}
 	if (!(v->parent_path = find_parent(v)))
 		goto fail;
 	if ((flags & VHD_OPEN_STRICT_DIR) && !same_directory(v->path, v->parent_path)) {
