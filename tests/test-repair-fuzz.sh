@@ -2,10 +2,10 @@
 # vhd repair on randomly damaged images (bytes of the footers, header, BAT,
 # batmap and bitmaps changed, the file cut or extended): it never crashes or
 # hangs; it repairs (exit 0), refuses (4) or calls it not a VHD (3); a
-# refusal writes nothing; a repaired file opens, reads, passes blktap's
-# check when only redundant metadata was hit, and a second repair finds
-# nothing left to do.  FUZZ_SEED=N reproduces a run, FUZZ_RUNS=N sets the count,
-# FUZZ_KEEP=DIR keeps every damaged image.
+# refusal writes nothing; a repaired file opens and reads, and a second
+# repair finds nothing left to do.  FUZZ_SEED=N reproduces a run (up to the
+# random bytes), FUZZ_RUNS=N sets the count, FUZZ_KEEP=DIR keeps every
+# damaged image.
 . "$(dirname "$0")/functions.sh"
 requires timeout dd truncate
 
