@@ -112,6 +112,12 @@ int vhd_get_info(vhd_t *vhd, struct vhd_info *info);
  * Owned by VHD. */
 vhd_t *vhd_get_parent(vhd_t *vhd);
 
+/* Is VHD a raw image: the parent of a differencing disk whose header
+ * parent UUID is nil (blktap's raw parent, `vhd-util snapshot -m`)?  Such
+ * a handle reads as a fixed disk of the file's size (rounded up to a
+ * sector; past the end, zeros) with a nil UUID.  Returns 1 or 0. */
+int vhd_is_raw(vhd_t *vhd);
+
 /* Number of files in the chain starting at VHD (1 without parent). */
 unsigned vhd_chain_depth(vhd_t *vhd);
 
@@ -176,6 +182,19 @@ int vhd_create(const char *path, uint64_t size, int flags);
  * when the new chain would be deeper than MAX_DEPTH (E2BIG) or CHILD exists
  * (EEXIST).  Returns 0, or -1. */
 int vhd_snapshot(const char *parent, const char *child, unsigned max_depth);
+
+/* Create CHILD, a differencing VHD on the raw image RAW (a plain file or
+ * block device holding the parent disk's bytes at their offsets), as
+ * blktap's `vhd-util snapshot -m`: nil parent UUID, RAW's mtime as parent
+ * timestamp, locators as vhd_snapshot.  SIZE 0: RAW's size, rounded up to
+ * a sector.  Refuses a RAW that is a VHD (EINVAL) and an existing CHILD
+ * (EEXIST).  Returns 0, or -1. */
+int vhd_snapshot_raw(const char *raw, const char *child, uint64_t size);
+
+/* Point differencing CHILD at the raw image RAW (blktap's `vhd-util modify
+ * -m`): nil parent UUID, RAW's mtime, name and locators rewritten in place.
+ * Refuses a RAW that is a VHD.  Returns 0, or -1. */
+int vhd_reparent_raw(const char *child, const char *raw);
 
 /* Set or clear the hidden flag (both footers).  Returns 0, or -1. */
 int vhd_set_hidden(vhd_t *vhd, int hidden);

@@ -45,6 +45,7 @@ struct check {
 	bool batmap_read;          /* the map was read: batmap_sum is its checksum */
 	uint32_t batmap_sum;
 	char *parent;              /* the verified parent, for VHD_CHECK_CHAIN */
+	bool parent_raw;           /* nil parent UUID: PARENT is a raw image */
 };
 
 /* ---- reporting --------------------------------------------------------- */
@@ -663,6 +664,8 @@ static const char *locator_problem(const struct check *c, const struct vhd_locat
  * its footer is read (primary, else the backup), as vhd_open() needs. */
 static const char *parent_mismatch(const struct check *c, const char *path)
 {
+	if (vhd_has_raw_parent(c->v))   /* a raw image: anything but a VHD */
+		return raw_parent_problem(path);
 	struct vhd *p = vhd_open_file(path, VHD_OPEN_RDONLY | VHD_OPEN_NO_PARENT, true);
 	const char *why = NULL;
 	if (!p)
@@ -789,6 +792,9 @@ static void check_locators(struct check *c)
 		}
 	}
 	free(last);
+	c->parent_raw = vhd_has_raw_parent(c->v);
+	if (c->parent && c->parent_raw)
+		say(c, NOTE, "parent %s is a raw image (nil parent uuid)", c->parent);
 	if (c->parent && !followed)
 		say(c, NOTE, "no parent locator: parent %s found by the header's parent name",
 		    c->parent);
@@ -1006,8 +1012,8 @@ VHD_EXPORT int vhd_check_progress(const char *path, int flags, vhd_problem_fn fn
 			return -1;
 		}
 		total += n;
-		if (flags & VHD_CHECK_CHAIN)
-			cur = c.parent;
+		if ((flags & VHD_CHECK_CHAIN) && !c.parent_raw)
+			cur = c.parent;   /* a raw image has nothing to check */
 		else
 			free(c.parent);
 	}

@@ -548,13 +548,15 @@ static int check_writable_layers(struct merge *m)
 	const struct vhd *child = m->top;
 	for (unsigned i = 0; i < m->layers; i++, child = child->parent) {
 		const struct vhd *v = child->parent;
-		if (!v->footer.hidden)
+		/* a raw image has no hidden flag: its write lock is what is held */
+		if (!v->is_raw && !v->footer.hidden)
 			return vhd_error(EPERM, "%s: not hidden: merging would change the content "
 			                        "of a disk that may be in use (--force to do it anyway)",
 			                 v->path);
 		char dir[PATH_MAX];
-		char **others = children_in_dir(dir_of(v->path, dir, sizeof dir), v->footer.uuid,
-		                                 child->path);
+		dir_of(v->path, dir, sizeof dir);
+		char **others = v->is_raw ? raw_children_in_dir(dir, v->path, child->path)
+		                          : children_in_dir(dir, v->footer.uuid, child->path);
 		if (!others)
 			return -1;
 		if (others[0])
@@ -640,8 +642,9 @@ static int open_base(struct merge *m, const struct vhd *base_ro)
 		return vhd_error(errno, "%s: %s", base_ro->path, strerror(errno));
 	if (!(m->j.base = xstrdup(abs)))
 		return -1;
-	memcpy(m->j.base_uuid, base_ro->footer.uuid, 16);
-	m->base = vhd_open(abs, VHD_OPEN_RDWR | VHD_OPEN_NO_PARENT);
+	memcpy(m->j.base_uuid, base_ro->footer.uuid, 16);   /* nil for a raw base */
+	m->base = base_ro->is_raw ? vhd_open_raw(abs, true)
+	                          : vhd_open(abs, VHD_OPEN_RDWR | VHD_OPEN_NO_PARENT);
 	if (!m->base)
 		return -1;
 	if (memcmp(m->base->footer.uuid, base_ro->footer.uuid, 16))
@@ -655,9 +658,27 @@ static int check_sizes(struct merge *m)
 {
 	const struct vhd *v = m->top;
 	for (unsigned i = 0; i < m->layers; i++, v = v->parent)
-		if (v->parent && v->parent->footer.curr_size > v->footer.curr_size)
+		if (v->parent && !v->parent->is_raw && v->parent->footer.curr_size > v->footer.curr_size)
 			return vhd_error(EINVAL, "%s: smaller than its parent %s", v->path,
 			                 v->parent->path);
+	return 0;
+}
+
+/* A raw base grows like blktap's, whose writes past its end extend it, but
+ * at once to the top's whole size: the new bytes are zeros, which is what
+ * the layers above read past its old end, so nothing they read changes. */
+static int grow_raw(struct merge *m)
+{
+	struct vhd *v = m->base;
+	uint64_t size = m->top->footer.curr_size;
+	if (v->is_blockdev)
+		return vhd_error(ENOSPC, "%s: device of %llu bytes is smaller than %s (%llu bytes)",
+		                 v->path, (unsigned long long)v->file_size, m->top->path,
+		                 (unsigned long long)size);
+	if (ftruncate(v->fd, (off_t)size) || fsync(v->fd))
+		return vhd_error(errno, "%s: growing to %llu bytes: %s", v->path,
+		                 (unsigned long long)size, strerror(errno));
+	v->file_size = v->footer.curr_size = v->footer.orig_size = v->footer_offset = size;
 	return 0;
 }
 
@@ -666,6 +687,8 @@ static int grow_base(struct merge *m)
 	if (m->top->footer.curr_size <= m->base->footer.curr_size)
 		return 0;
 	report(m, "resize", true);
+	if (m->base->is_raw)
+		return grow_raw(m);
 	if (vhd_resize(m->base, m->top->footer.curr_size))
 		return vhd_error_prefix("growing the base to the top's size");
 	return 0;
@@ -800,7 +823,8 @@ int merge_resume_late(struct journal *j, const struct vhd_coalesce_opts *opts)
 	memset(j, 0, sizeof *j);
 	m.t_window = m.t_limit = now();
 	int rc = -1;
-	m.base = vhd_open(m.j.base, VHD_OPEN_RDWR | VHD_OPEN_NO_PARENT);
+	m.base = uuid_is_nil(m.j.base_uuid) ? vhd_open_raw(m.j.base, true)
+	                                    : vhd_open(m.j.base, VHD_OPEN_RDWR | VHD_OPEN_NO_PARENT);
 	if (m.base && memcmp(m.base->footer.uuid, m.j.base_uuid, 16))
 		vhd_error(EINVAL, "%s: not the base the journal %s names", m.j.base, m.j.path);
 	else if (m.base && !lock_top(&m))

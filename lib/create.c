@@ -188,14 +188,14 @@ static char *relative_parent_path(const char *child, const char *parent)
 /* Fill the three locators (MacX, W2ku, W2ru) and the parent name. */
 static int set_parent_fields(struct vhd_header *h, uint8_t *areas, uint64_t areas_offset,
                              size_t area_bytes, const char *rel, const char *parent_path,
-                             const struct vhd *parent)
+                             const uint8_t parent_uuid[16])
 {
 	char tmp[PATH_MAX];
 	snprintf(tmp, sizeof tmp, "%s", parent_path);
 	memset(h->parent_name, 0, sizeof h->parent_name);
 	if (utf8_to_utf16(h->parent_name, sizeof h->parent_name, basename(tmp), true) < 0)
 		return -1;
-	memcpy(h->parent_uuid, parent->footer.uuid, 16);
+	memcpy(h->parent_uuid, parent_uuid, 16);   /* nil for a raw parent */
 	struct stat st;
 	h->parent_timestamp = stat(parent_path, &st) == 0 ? vhd_time_from_unix(st.st_mtime) : 0;
 
@@ -247,7 +247,7 @@ VHD_EXPORT int vhd_snapshot(const char *parent_path, const char *child, unsigned
 	if (layout_init(&L, parent->footer.curr_size, VHD_TYPE_DIFF, 3 * LOC_AREA))
 		goto out_unlink;
 	if (set_parent_fields(&L.v.header, L.buf + L.locators_offset, L.locators_offset, LOC_AREA,
-	                      rel, parent_path, parent) ||
+	                      rel, parent_path, parent->footer.uuid) ||
 	    layout_write(&L, fd, child))
 		goto out_unlink;
 	rc = 0;
@@ -331,7 +331,7 @@ int vhd_reparent_file(const char *child_path, const char *parent_path, int open_
 	if (!(areas = xmalloc(3 * bytes)))
 		goto out;
 	struct vhd_header h = child->header;
-	if (set_parent_fields(&h, areas, off, bytes, rel, parent_path, parent))
+	if (set_parent_fields(&h, areas, off, bytes, rel, parent_path, parent->footer.uuid))
 		goto out;
 	child->header = h;
 	if (write_at(child->fd, child_path, areas, 3 * bytes, off) || vhd_write_header(child) ||
@@ -342,6 +342,104 @@ out:
 	free(areas);
 	free(rel);
 	vhd_close(parent);
+	if (vhd_close(child))
+		rc = -1;
+	return rc;
+}
+
+/* ---- raw parents ---- */
+
+/* Size of the raw image at PATH after checking it may be one. */
+static int raw_size(const char *path, uint64_t *size)
+{
+	const char *why = raw_parent_problem(path);
+	if (why)
+		return vhd_error(EINVAL, "%s: cannot be a raw parent: %s", path, why);
+	struct vhd *r = vhd_open_raw(path, false);
+	if (!r)
+		return -1;
+	*size = r->footer.curr_size;
+	vhd_free(r);
+	return 0;
+}
+
+/* blktap's `vhd-util snapshot -m`: the header's parent UUID stays nil, the
+ * parent timestamp is the raw file's mtime, the name and locators are those
+ * of any parent; the size is the raw file's (rounded up to a sector, where
+ * blktap would write an unaligned size) unless SIZE is given. */
+VHD_EXPORT int vhd_snapshot_raw(const char *raw, const char *child, uint64_t size)
+{
+	static const uint8_t nil[16];
+	uint64_t rsize;
+	if (!raw || !child)
+		return vhd_error(EINVAL, "snapshot needs a raw parent and a child");
+	if (raw_size(raw, &rsize))
+		return -1;
+	size = size ? round_up(size, SECTOR) : rsize;
+	if (check_size(child, size))
+		return -1;
+	int rc = -1, fd = create_file(child, false);
+	char *rel = NULL;
+	struct layout L = { 0 };
+	if (fd < 0)
+		return -1;
+	if ((rel = relative_parent_path(child, raw)) &&
+	    !layout_init(&L, size, VHD_TYPE_DIFF, 3 * LOC_AREA) &&
+	    !set_parent_fields(&L.v.header, L.buf + L.locators_offset, L.locators_offset, LOC_AREA,
+	                       rel, raw, nil) &&
+	    !layout_write(&L, fd, child))
+		rc = 0;
+	close(fd);
+	if (rc)
+		unlink(child);
+	free(L.buf);
+	free(rel);
+	return rc;
+}
+
+static bool same_inode(int fd, const char *path)
+{
+	struct stat a, b;
+	return fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
+	       a.st_ino == b.st_ino;
+}
+
+/* blktap's `vhd-util modify -p RAW -m`: nil parent UUID, RAW's mtime, name
+ * and locators rewritten in place.  Like blktap, RAW may be larger than
+ * the child (the child sees its first bytes). */
+VHD_EXPORT int vhd_reparent_raw(const char *child_path, const char *raw)
+{
+	return vhd_reparent_raw_file(child_path, raw, 0);
+}
+
+int vhd_reparent_raw_file(const char *child_path, const char *raw, int open_flags)
+{
+	static const uint8_t nil[16];
+	int rc = -1;
+	char *rel = NULL;
+	uint8_t *areas = NULL;
+	uint64_t off = 0, rsize;
+	size_t bytes = 0;
+	if (!child_path || !raw)
+		return vhd_error(EINVAL, "reparent needs a child and a raw parent");
+	struct vhd *child = vhd_open(child_path, VHD_OPEN_RDWR | VHD_OPEN_NO_PARENT | open_flags);
+	if (!child)
+		return -1;
+	if (child->footer.type != VHD_TYPE_DIFF)
+		vhd_error(EINVAL, "%s: not a differencing disk", child_path);
+	else if (same_inode(child->fd, raw))
+		vhd_error(ELOOP, "%s: cannot be its own raw parent", child_path);
+	else if (!raw_size(raw, &rsize) && !locator_areas(child, &off, &bytes) &&
+	         (rel = relative_parent_path(child_path, raw)) && (areas = xmalloc(3 * bytes))) {
+		struct vhd_header h = child->header;
+		if (!set_parent_fields(&h, areas, off, bytes, rel, raw, nil)) {
+			child->header = h;
+			rc = write_at(child->fd, child_path, areas, 3 * bytes, off) ||
+			     vhd_write_header(child) || vhd_flush(child) ? -1 : 0;
+		}
+	}
+	free(areas);
+	free(rel);
 	if (vhd_close(child))
 		rc = -1;
 	return rc;

@@ -184,6 +184,9 @@ struct vhd {
 	char *parent_path;         /* resolved */
 	struct vhd *parent;
 	unsigned depth;
+	bool is_raw;               /* a raw parent: plain bytes, no VHD metadata;
+	                              footer synthesized (fixed, nil UUID,
+	                              size = the file's, rounded up to a sector) */
 };
 
 /* ---- error reporting (error.c) ------------------------------------ */
@@ -264,10 +267,28 @@ int vhd_read_sectors(struct vhd *v, void *buf, uint64_t sector, uint64_t n);
  * VHD_OPEN_NO_LOCK lets a coalesce re-point a child that is in use, which
  * is safe because the child's content does not change. */
 int vhd_reparent_file(const char *child, const char *parent, int open_flags);
+/* vhd_reparent_raw with extra vhd_open flags for the child (create.c). */
+int vhd_reparent_raw_file(const char *child, const char *raw, int open_flags);
 
 /* Open a single file, no parent (open.c); LAX tolerates a bad primary footer
  * (uses the backup) and a bad batmap (ignored), for repair and info. */
 struct vhd *vhd_open_file(const char *path, int flags, bool lax);
 void vhd_free(struct vhd *v);
+
+/* Raw parents (raw.c).  blktap marks a differencing disk whose parent is a
+ * plain image by a nil parent UUID; the locators name the file. */
+bool uuid_is_nil(const uint8_t uuid[16]);
+/* V is differencing and its parent is raw. */
+bool vhd_has_raw_parent(const struct vhd *v);
+/* Why PATH cannot be a raw parent (not a regular file or block device, or
+ * it ends in a valid VHD footer), or NULL.  Sets no error. */
+const char *raw_parent_problem(const char *path);
+/* Open PATH as a raw image (WRITABLE: O_RDWR and the exclusive lock). */
+struct vhd *vhd_open_raw(const char *path, bool writable);
+/* The raw parent's path of V (locators, then the header's parent name
+ * beside V; the first existing one), caller frees; NULL with the error. */
+char *vhd_find_raw_parent(const struct vhd *v);
+/* Read N sectors at SECTOR of a raw image; bytes past its end are zeros. */
+int raw_read_sectors(struct vhd *v, void *buf, uint64_t sector, uint64_t n);
 
 #endif

@@ -86,6 +86,8 @@ static uint64_t sector_offset(const struct vhd *v, uint64_t sector)
 
 int vhd_read_sectors(struct vhd *v, void *buf, uint64_t sector, uint64_t n)
 {
+	if (v->is_raw)
+		return raw_read_sectors(v, buf, sector, n);
 	return read_at(v->fd, v->path, buf, n * SECTOR, sector_offset(v, sector));
 }
 

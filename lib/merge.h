@@ -108,6 +108,8 @@ int merge_delete(struct journal *j, const struct vhd_coalesce_opts *opts);
 /* Paths of the VHDs in DIR whose header names UUID as their parent
  * (NULL-terminated, caller frees each and the array). */
 char **children_in_dir(const char *dir, const uint8_t uuid[16], const char *skip);
+/* The same for the VHDs in DIR whose raw parent is the file RAW. */
+char **raw_children_in_dir(const char *dir, const char *raw, const char *skip);
 void free_paths(char **paths);
 
 #endif

@@ -336,6 +336,21 @@ static char *find_parent(struct vhd *v)
 	return NULL;
 }
 
+/* A nil parent UUID: the parent is a raw image, found like a VHD parent
+ * and opened read-only (a coalesce opens it for writing itself). */
+static int open_raw_parent(struct vhd *v, int flags)
+{
+	if (!(v->parent_path = vhd_find_raw_parent(v)))
+		return -1;
+	if ((flags & VHD_OPEN_STRICT_DIR) && !same_directory(v->path, v->parent_path))
+		return vhd_error(EPERM, "%s: parent %s is outside the child's directory", v->path,
+		                 v->parent_path);
+	if (!(v->parent = vhd_open_raw(v->parent_path, false)))
+		return vhd_error_prefix(v->path);
+	v->depth = 2;
+	return 0;
+}
+
 static struct vhd *open_chain(const char *path, int flags, unsigned level)
 {
 	if (level >= VHD_MAX_CHAIN_DEPTH) {
@@ -350,6 +365,11 @@ static struct vhd *open_chain(const char *path, int flags, unsigned level)
 	v->depth = 1;
 	if (v->footer.type != VHD_TYPE_DIFF || (flags & VHD_OPEN_NO_PARENT))
 		return v;
+	if (vhd_has_raw_parent(v)) {
+		if (open_raw_parent(v, flags))
+			goto fail;
+		return v;
+	}
 	if (!memcmp(v->header.parent_uuid, v->footer.uuid, 16)) {
 		vhd_error(ELOOP, "%s: names itself as its parent (a loop)", v->path);
 		goto fail;

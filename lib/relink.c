@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "merge.h"
@@ -54,10 +55,28 @@ static char *join(const char *dir, const char *name)
 
 /* Is PATH a differencing VHD whose header names UUID as its parent?
  * Damaged or foreign files simply are not. */
-static bool is_child_of(const char *path, const uint8_t uuid[16])
+static bool is_child_of(const char *path, const void *uuid)
 {
 	struct vhd *v = vhd_open_file(path, VHD_OPEN_RDONLY | VHD_OPEN_NO_PARENT, true);
 	bool yes = v && v->footer.type == VHD_TYPE_DIFF && !memcmp(v->header.parent_uuid, uuid, 16);
+	vhd_free(v);
+	return yes;
+}
+
+static bool same_inode(const char *a, const char *b)
+{
+	struct stat sa, sb;
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+	       sa.st_ino == sb.st_ino;
+}
+
+/* Is PATH a differencing VHD whose raw parent is the file RAW? */
+static bool is_raw_child_of(const char *path, const void *raw)
+{
+	struct vhd *v = vhd_open_file(path, VHD_OPEN_RDONLY | VHD_OPEN_NO_PARENT, true);
+	char *p = v && vhd_has_raw_parent(v) ? vhd_find_raw_parent(v) : NULL;
+	bool yes = p && same_inode(p, raw);
+	free(p);
 	vhd_free(v);
 	return yes;
 }
@@ -68,7 +87,8 @@ static bool same_path(const char *a, const char *b)
 	return b && realpath(a, ra) && realpath(b, rb) && !strcmp(ra, rb);
 }
 
-char **children_in_dir(const char *dir, const uint8_t uuid[16], const char *skip)
+static char **scan_children(const char *dir, const char *skip,
+                            bool (*is_child)(const char *, const void *), const void *arg)
 {
 	DIR *d = opendir(dir);
 	if (!d) {
@@ -85,7 +105,7 @@ char **children_in_dir(const char *dir, const uint8_t uuid[16], const char *skip
 		char *p = join(dir, e->d_name);
 		if (!p) {
 			rc = -1;
-		} else if (same_path(p, skip) || !is_child_of(p, uuid)) {
+		} else if (same_path(p, skip) || !is_child(p, arg)) {
 			free(p);
 		} else {
 			rc = push_path(&list, &n, &cap, p);
@@ -97,6 +117,16 @@ char **children_in_dir(const char *dir, const uint8_t uuid[16], const char *skip
 		return NULL;
 	}
 	return list;
+}
+
+char **children_in_dir(const char *dir, const uint8_t uuid[16], const char *skip)
+{
+	return scan_children(dir, skip, is_child_of, uuid);
+}
+
+char **raw_children_in_dir(const char *dir, const char *raw, const char *skip)
+{
+	return scan_children(dir, skip, is_raw_child_of, raw);
 }
 
 int merge_relink(struct journal *j, const struct vhd_coalesce_opts *opts)
@@ -112,7 +142,9 @@ int merge_relink(struct journal *j, const struct vhd_coalesce_opts *opts)
 	int rc = 0;
 	for (char **c = children; !rc && *c; c++) {
 		vhd_debug(*c, "re-pointing at %s", j->base);
-		if (vhd_reparent_file(*c, j->base, VHD_OPEN_NO_LOCK))
+		int r = uuid_is_nil(j->base_uuid) ? vhd_reparent_raw_file(*c, j->base, VHD_OPEN_NO_LOCK)
+		                                  : vhd_reparent_file(*c, j->base, VHD_OPEN_NO_LOCK);
+		if (r)
 			rc = vhd_error_prefix("relink");
 	}
 	free_paths(children);

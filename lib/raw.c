@@ -1,0 +1,170 @@
+/* raw.c - raw parents: a differencing VHD whose header parent UUID is nil
+ * (all zeros) reads the sectors it lacks from a plain image file or block
+ * device, at their offsets, as blktap's libvhd does.  The raw file is
+ * handled as a fixed disk without footer: its size, rounded up to a
+ * sector, is its virtual size; bytes past its end read as zeros. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+bool uuid_is_nil(const uint8_t uuid[16])
+{
+	return is_zero(uuid, 16);
+}
+
+bool vhd_has_raw_parent(const struct vhd *v)
+{
+	return v->footer.type == VHD_TYPE_DIFF && uuid_is_nil(v->header.parent_uuid);
+}
+
+/* Does the sector at OFF of FD hold a valid VHD footer (ANY_TYPE: of any
+ * type, else only of a dynamic or differencing disk, as backup footers)? */
+static bool footer_at(int fd, uint64_t off, bool any_type)
+{
+	uint8_t buf[FOOTER_SIZE];
+	struct vhd_footer f;
+	if (pread(fd, buf, FOOTER_SIZE, (off_t)off) != (ssize_t)FOOTER_SIZE)
+		return false;
+	footer_decode(&f, buf);
+	if (footer_invalid(&f, false, false))
+		return false;
+	return any_type || f.type == VHD_TYPE_DYNAMIC || f.type == VHD_TYPE_DIFF;
+}
+
+/* blktap reads whatever file the locators name as plain bytes, a VHD
+ * included; vhdkit refuses a VHD there: its metadata would read as disk
+ * content and a coalesce would overwrite it. */
+const char *raw_parent_problem(const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return strerror(errno);
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		return "not a regular file or block device";
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return strerror(errno);
+	uint64_t size = 0;
+	bool blk;
+	const char *why = NULL;
+	if (fd_size(fd, path, &size, &blk))
+		why = "cannot get its size";
+	else if (size >= FOOTER_SIZE &&
+	         (footer_at(fd, (size & ~(uint64_t)(SECTOR - 1)) - FOOTER_SIZE, true) ||
+	          footer_at(fd, 0, false)))
+		why = "it is a VHD (it has a valid VHD footer), not a raw image";
+	close(fd);
+	return why;
+}
+
+static int lock_raw(struct vhd *v)
+{
+	if (flock(v->fd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	if (errno == EWOULDBLOCK)
+		return vhd_error(EBUSY, "%s: in use: another process has it open for writing",
+		                 v->path);
+	return vhd_error(errno, "%s: cannot lock: %s", v->path, strerror(errno));
+}
+
+static void synthesize_footer(struct vhd *v)
+{
+	struct vhd_footer *f = &v->footer;
+	memset(f, 0, sizeof *f);
+	f->type = VHD_TYPE_FIXED;
+	f->data_offset = DD_OFFSET_NONE;
+	f->orig_size = f->curr_size = round_up(v->file_size, SECTOR);
+	f->geometry = vhd_chs_geometry(f->curr_size);
+	v->footer_offset = f->curr_size;
+}
+
+struct vhd *vhd_open_raw(const char *path, bool writable)
+{
+	const char *why = raw_parent_problem(path);
+	if (why)
+		return vhd_error(EINVAL, "%s: cannot be a raw parent: %s", path, why), NULL;
+	struct vhd *v = xcalloc(1, sizeof *v);
+	if (!v)
+		return NULL;
+	v->fd = -1;
+	v->is_raw = true;
+	v->writable = writable;
+	v->flags = writable ? VHD_OPEN_RDWR : VHD_OPEN_RDONLY;
+	for (int i = 0; i < BITMAP_CACHE; i++)
+		v->cache[i].block = BAT_UNUSED;
+	v->depth = 1;
+	if (!(v->path = xstrdup(path)))
+		goto fail;
+	v->fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (v->fd < 0) {
+		vhd_error(errno, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if ((writable && lock_raw(v)) || fd_size(v->fd, path, &v->file_size, &v->is_blockdev))
+		goto fail;
+	synthesize_footer(v);
+	return v;
+fail:
+	vhd_free(v);
+	return NULL;
+}
+
+static bool exists(const char *p)
+{
+	return access(p, F_OK) == 0;
+}
+
+char *vhd_find_raw_parent(const struct vhd *v)
+{
+	for (int i = 0; i <= LOC_COUNT; i++) {
+		char *rel = NULL;
+		if (i < LOC_COUNT)
+			rel = vhd_locator_path(v, i);
+		else if (v->parent_name && *v->parent_name && !strchr(v->parent_name, '/'))
+			rel = xstrdup(v->parent_name);
+		if (!rel)
+			continue;
+		char *p = path_relative_to(v->path, rel);
+		free(rel);
+		if (p && exists(p))
+			return p;
+		free(p);
+	}
+	vhd_error(ENOENT, "%s: raw parent '%s' not found", v->path,
+	          v->parent_name ? v->parent_name : "");
+	return NULL;
+}
+
+int raw_read_sectors(struct vhd *v, void *buf, uint64_t sector, uint64_t n)
+{
+	uint8_t *p = buf;
+	uint64_t off = sector * SECTOR, left = n * SECTOR;
+	while (left) {
+		ssize_t r = pread(v->fd, p, left, (off_t)off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return vhd_error(errno, "%s: read of %llu bytes at %llu: %s", v->path,
+			                 (unsigned long long)left, (unsigned long long)off,
+			                 strerror(errno));
+		if (r == 0) {          /* past the end: zeros */
+			memset(p, 0, left);
+			return 0;
+		}
+		p += r;
+		off += (uint64_t)r;
+		left -= (uint64_t)r;
+	}
+	return 0;
+}
+
+VHD_EXPORT int vhd_is_raw(vhd_t *v)
+{
+	return v && v->is_raw;
+}
