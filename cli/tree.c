@@ -26,7 +26,8 @@ static const char help[] =
 	"each differencing disk under its parent, found by the parent UUID.\n"
 	"Each line gives the type, the virtual size, the file size, the hidden\n"
 	"flag and the depth of the chain down to that file.  A disk whose\n"
-	"parent is not in DIR is shown as a root with the reason; files that\n"
+	"parent is not in DIR is shown as a root with the reason (\"raw parent:\n"
+	"NAME\" when its parent is a raw image, blktap's nil parent UUID); files that\n"
 	"cannot be read are listed at the end with the error.  Entries are in\n"
 	"name order.\n"
 	"\n"
@@ -53,6 +54,7 @@ struct node {
 	char *chain_error;          /* orphan: why its chain cannot be opened */
 	int depth;                  /* 0 = unknown */
 	bool visited;
+	bool raw_parent;            /* nil parent UUID: the parent is a raw image */
 };
 
 struct forest {
@@ -239,6 +241,13 @@ static int link_nodes(struct forest *f)
 		struct node *c = &f->nodes[i];
 		if (c->error || c->info.type != VHD_TYPE_DIFF)
 			continue;
+		static const uint8_t nil[16];
+		if (!memcmp(c->info.parent_uuid, nil, 16)) {   /* blktap's raw parent */
+			c->raw_parent = true;
+			c->note = "raw parent";
+			c->note_name = c->parent_name;
+			continue;
+		}
 		c->parent = find_parent(f, c);
 		if (c->parent < 0) {
 			c->note = "parent not in this directory";
@@ -382,7 +391,10 @@ static struct json_object *node_json(const struct forest *f, int i)
 		json_object_object_add(o, "parent", n->parent >= 0
 		                       ? json_object_new_string(f->nodes[n->parent].name) : NULL);
 	}
-	if (n->note)
+	if (n->raw_parent)
+		json_object_object_add(o, "raw_parent",
+		                       json_object_new_string(n->parent_name ? n->parent_name : ""));
+	if (n->note && (!n->raw_parent || n->chain_error))
 		json_object_object_add(o, "problem", json_object_new_string(n->note));
 	if (n->chain_error)
 		json_object_object_add(o, "chain_error", json_object_new_string(n->chain_error));

@@ -334,6 +334,8 @@ static const char *locator_problem(struct vu_ctx *c, const struct vhd_locator *l
 static const char *parent_problem(struct vu_ctx *c, const char *location, bool ignore_uuids)
 {
 	struct vu_ctx p;
+	if (uuid_is_nil(c->header.parent_uuid))
+		return NULL;   /* a raw parent: blktap checks nothing of it */
 	if (vu_open(&p, location, VU_OPEN_IGNORE_DISABLED))
 		return "error opening parent";
 	bool differ = memcmp(c->header.parent_uuid, p.footer.uuid, 16) != 0;
@@ -519,8 +521,8 @@ static int check_parents(const char *name, const struct check_opts *o)
 	while (!err) {
 		if ((err = vu_open(&c, cur, VU_OPEN_IGNORE_DISABLED)))
 			break;
-		if (c.footer.type != VHD_TYPE_DIFF) {
-			vu_close(&c);
+		if (c.footer.type != VHD_TYPE_DIFF || uuid_is_nil(c.header.parent_uuid)) {
+			vu_close(&c);   /* a raw parent ends the chain */
 			break;
 		}
 		err = vu_parent_get(&c, &parent);

@@ -389,6 +389,10 @@ int vu_chain_depth(struct vu_ctx *c, int *depth)
 	*depth = 1;
 	if (c->footer.type != VHD_TYPE_DIFF)
 		return 0;
+	if (uuid_is_nil(c->header.parent_uuid)) {   /* a raw parent ends the chain */
+		++*depth;
+		return 0;
+	}
 	if ((err = vu_parent_get(c, &parent)))
 		return err;
 	for (;;) {
@@ -400,6 +404,10 @@ int vu_chain_depth(struct vu_ctx *c, int *depth)
 		++*depth;
 		if (cur.footer.type != VHD_TYPE_DIFF || *depth > VHD_MAX_CHAIN_DEPTH)
 			break;
+		if (uuid_is_nil(cur.header.parent_uuid)) {
+			++*depth;
+			break;
+		}
 		err = vu_parent_get(&cur, &parent);
 		vu_close(&cur);
 		if (err)

@@ -86,12 +86,14 @@ usage:
 }
 
 /* blktap links a snapshot to the nearest ancestor with data: an empty
- * differencing parent is skipped (unless -e). */
-static int find_snapshot_target(const char *name, char **result)
+ * differencing parent is skipped (unless -e); an empty one whose parent is
+ * raw (nil parent UUID) makes the snapshot's parent that raw image. */
+static int find_snapshot_target(const char *name, char **result, bool *raw)
 {
 	char *target = strdup(name);
 	struct vu_ctx c;
 	int err = target ? 0 : -ENOMEM;
+	*raw = false;
 	for (int level = 0; !err && level < VHD_MAX_CHAIN_DEPTH; level++) {
 		if ((err = vu_open(&c, target, 0)))
 			break;
@@ -105,10 +107,36 @@ static int find_snapshot_target(const char *name, char **result)
 		}
 		free(target);
 		err = vu_parent_get(&c, &target);
+		*raw = !err && uuid_is_nil(c.header.parent_uuid);
 		vu_close(&c);
+		if (*raw) {
+			*result = target;
+			return 0;
+		}
 	}
 	free(target);
 	return err ? err : -ELOOP;
+}
+
+/* The virtual size of the VHD NAME, or 0. */
+static uint64_t vhd_size_of(const char *name)
+{
+	struct vu_ctx c;
+	if (vu_open(&c, name, 0))
+		return 0;
+	uint64_t size = c.footer.curr_size;
+	vu_close(&c);
+	return size;
+}
+
+/* A snapshot on a raw image: blktap takes the parent as given (its real
+ * path), with no depth limit.  SIZE 0: the raw file's. */
+static int snapshot_raw(const char *name, const char *raw, uint64_t size)
+{
+	if (vhd_snapshot_raw(raw, name, size) == 0)
+		return 0;
+	fprintf(stderr, "%s\n", vhd_get_error());
+	return vu_lib_errno();
 }
 
 int vu_snapshot(int argc, char **argv)
@@ -132,17 +160,26 @@ int vu_snapshot(int argc, char **argv)
 	if (!name || !pname || optind != argc)
 		goto usage;
 	if (raw) {
-		fprintf(stderr, "raw parents are not supported by vhdkit\n");
-		return -ENOSYS;
+		char *ppath = realpath(pname, NULL);
+		if (!ppath)
+			return -errno;
+		err = snapshot_raw(name, ppath, 0);
+		free(ppath);
+		return err;
 	}
 	if (!empty_check)
 		backing = strdup(pname);
-	else if ((err = find_snapshot_target(pname, &backing))) {
+	else if ((err = find_snapshot_target(pname, &backing, &raw))) {
 		fprintf(stderr, "error finding snapshot target: %d\n", err);
 		return err;
 	}
 	if (!backing)
 		return -ENOMEM;
+	if (raw) {   /* through empty snapshots down to a raw image: PNAME's size */
+		err = snapshot_raw(name, backing, vhd_size_of(pname));
+		free(backing);
+		return err;
+	}
 	if (limit) {
 		struct vu_ctx c;
 		int depth = 0;
@@ -312,12 +349,12 @@ static int set_phys_size(struct vu_ctx *c, int64_t size)
 	return 0;
 }
 
-static int change_parent(const char *name, const char *newparent)
+static int change_parent(const char *name, const char *newparent, bool raw)
 {
 	char cpath[PATH_MAX];
 	if (!realpath(newparent, cpath))
 		snprintf(cpath, sizeof cpath, "%s", newparent);
-	if (vhd_reparent(name, cpath) == 0)
+	if ((raw ? vhd_reparent_raw(name, cpath) : vhd_reparent(name, cpath)) == 0)
 		return 0;
 	int err = vu_lib_errno();
 	printf("failed to set parent to '%s': %d\n", cpath, err);
@@ -327,7 +364,7 @@ static int change_parent(const char *name, const char *newparent)
 int vu_modify(int argc, char **argv)
 {
 	const char *name = NULL, *newparent = NULL;
-	bool size = false, kill_data = false;
+	bool size = false, kill_data = false, raw = false;
 	int64_t newsize = 0;
 	struct vu_ctx c;
 	int ch, err = 0;
@@ -344,7 +381,7 @@ int vu_modify(int argc, char **argv)
 			}
 			break;
 		case 'p': newparent = optarg; break;
-		case 'm': printf("raw parents are not supported by vhdkit\n"); return -ENOSYS;
+		case 'm': raw = true; break;
 		case 'z': kill_data = true; break;
 		default: goto usage;
 		}
@@ -366,7 +403,7 @@ int vu_modify(int argc, char **argv)
 		printf("failed to set physical size to %" PRId64 ": %d\n", newsize, err);
 	vu_close(&c);
 	if (newparent)
-		err = change_parent(name, newparent);
+		err = change_parent(name, newparent, raw);
 	return err;
 usage:
 	printf("*** Dangerous operations, use with care ***\n");
