@@ -6,7 +6,9 @@
  * of O(n^2) (same message: the first block in BAT order that overlaps, and
  * the first block it overlaps); `-b` finds data in any byte of a sector
  * whose bitmap bit is clear (blktap misses sectors whose first byte is not
- * zero). */
+ * zero).  -b and -s read each allocated block right after its BAT checks,
+ * as blktap does; -s keeps one bitmap per allocated block, not one bit per
+ * sector of the whole disk. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -20,26 +22,30 @@
 
 #include "vhdutil.h"
 
+/* -s: what one image holds, collected while its BAT is checked. */
+struct image_stats {
+	char *name;
+	uint32_t blocks, spb;
+	uint8_t **maps;                 /* sector bitmap of each allocated block */
+	uint64_t allocated, written;    /* sectors */
+};
+
 struct check_opts {
-	bool ignore_footer;   /* -i: a primary footer of 0xc7 bytes (opened) */
+	bool ignore_footer;   /* -i: an invalid primary footer, use the backup */
 	bool ignore_uuids;    /* -I */
 	bool ignore_time;     /* -t */
 	bool bitmaps;         /* -b */
+	bool no_overlap;      /* -B */
 	bool stats;           /* -s */
+	bool primary_missing; /* set by the footer check (-i) */
+	struct image_stats *images;   /* -s: one per image checked */
+	size_t nimages;
 };
 
 static int print_err(int err, const char *fmt, const char *what)
 {
 	printf(fmt, what);
 	return err;
-}
-
-static bool footer_opened(const uint8_t *raw)
-{
-	for (int i = 0; i < (int)FOOTER_SIZE; i++)
-		if (raw[i] != 0xc7)
-			return false;
-	return true;
 }
 
 static bool old_tap_hidden(const struct vhd_footer *f)
@@ -49,7 +55,7 @@ static bool old_tap_hidden(const struct vhd_footer *f)
 }
 
 static int check_backup(struct vu_ctx *c, uint8_t *primary_raw, const struct check_opts *o,
-                        bool opened, struct vhd_footer *out)
+                        struct vhd_footer *out)
 {
 	uint8_t raw[FOOTER_SIZE];
 	struct vhd_footer b;
@@ -67,19 +73,19 @@ static int check_backup(struct vu_ctx *c, uint8_t *primary_raw, const struct che
 		uint8_t traw[FOOTER_SIZE];
 		t.hidden = 0;
 		footer_encode(traw, &t);
-		if (!(opened && o->ignore_footer) &&
+		if (!o->ignore_footer &&
 		    !(old_tap_hidden(&b) && !memcmp(primary_raw, traw, FOOTER_SIZE))) {
 			printf("primary and backup footers do not match\n");
 			return -EINVAL;
 		}
-		if (opened)
+		if (o->ignore_footer)   /* blktap: -i takes the backup */
 			memcpy(primary_raw, raw, FOOTER_SIZE);
 	}
 	footer_decode(out, primary_raw);
 	return 0;
 }
 
-static int check_footer(struct vu_ctx *c, const struct check_opts *o, struct vhd_footer *out)
+static int check_footer(struct vu_ctx *c, struct check_opts *o, struct vhd_footer *out)
 {
 	uint8_t raw[FOOTER_SIZE] = { 0 };
 	uint64_t len = c->size % SECTOR ? SECTOR - 1 : SECTOR;
@@ -92,14 +98,14 @@ static int check_footer(struct vu_ctx *c, const struct check_opts *o, struct vhd
 		printf("error reading primary footer: %d\n", -EIO);
 		return -EIO;
 	}
-	bool opened = footer_opened(raw);
 	footer_decode(out, raw);
 	msg = footer_invalid(out, true, !o->ignore_time);
-	if (msg && !(opened && o->ignore_footer))
+	o->primary_missing = msg != NULL;
+	if (msg && !o->ignore_footer)
 		return print_err(-EINVAL, "primary footer invalid: %s\n", msg);
 	if (!msg && out->type == VHD_TYPE_FIXED)
 		return 0;
-	return check_backup(c, raw, o, opened, out);
+	return check_backup(c, raw, o, out);
 }
 
 static const char *header_problem(const struct vhd_header *h, uint64_t eof)
@@ -214,49 +220,139 @@ static int report_overlap(const struct vu_ctx *c, uint32_t i, uint32_t blocks, u
 	return -EINVAL;
 }
 
-static int check_bat(struct vu_ctx *c)
+/* -b and -s, block I (allocated): count the sectors written (-s) and
+ * report every sector of the block holding data where its bitmap bit is
+ * clear (-b; any byte of the sector, where blktap looks at the first). */
+static int check_block_data(struct vu_ctx *c, const struct check_opts *o,
+                            struct image_stats *st, uint32_t i)
 {
-	uint64_t eof = c->size, eoh;
+	size_t bm = (size_t)c->bm_secs * SECTOR;
+	uint64_t off = (uint64_t)c->bat[i] * SECTOR;
+	uint8_t *map = malloc(bm), *data = NULL;
+	int err = map ? vu_pread(c, map, bm, off) : -ENOMEM;
+	if (err) {
+		printf("error reading bitmap 0x%x\n", i);
+		goto out;
+	}
+	if (o->bitmaps && (!(data = malloc(c->header.block_size)) ||
+	                   vu_pread(c, data, c->header.block_size, off + bm))) {
+		printf("error reading data block 0x%x\n", i);
+		err = data ? -EIO : -ENOMEM;
+		goto out;
+	}
+	for (uint32_t s = 0; s < c->spb; s++) {
+		bool bit = bit_test(map, s);
+		if (st)
+			st->written += bit;
+		if (data && !bit && !is_zero(data + (size_t)s * SECTOR, SECTOR)) {
+			printf("sector 0x%x of block 0x%x has data where bitmap is clear\n", s, i);
+			err = -EINVAL;
+		}
+	}
+	if (st) {
+		st->maps[i] = map;
+		map = NULL;
+	}
+out:
+	free(map);
+	free(data);
+	return err;
+}
+
+static struct image_stats *stats_add(struct check_opts *o, const struct vu_ctx *c)
+{
+	struct image_stats *im = realloc(o->images, (o->nimages + 1) * sizeof *im);
+	if (!im)
+		return NULL;
+	o->images = im;
+	im += o->nimages;
+	*im = (struct image_stats){ .name = strdup(c->file), .blocks = c->header.max_bat_entries,
+	                            .spb = c->spb };
+	im->maps = calloc((size_t)im->blocks + 1, sizeof *im->maps);
+	if (!im->name || !im->maps) {
+		free(im->name);
+		free(im->maps);
+		return NULL;
+	}
+	o->nimages++;
+	return im;
+}
+
+/* One allocated block's place in the file: not in the metadata, ending
+ * before the footer (with -i, a block may end where a lost primary footer
+ * was), clear of every other block (unless -B). */
+static int check_block_place(const struct vu_ctx *c, const struct check_opts *o, uint32_t i,
+                             uint64_t eoh, uint64_t eof, const bool *overlaps)
+{
+	uint32_t off = c->bat[i], span = c->spb + c->bm_secs;
+	if (off < eoh) {
+		printf("block %u (offset 0x%x) clobbers headers\n", i, off);
+		return -EINVAL;
+	}
+	if ((uint64_t)off + span > eof &&
+	    !(o->primary_missing && o->ignore_footer && (uint64_t)off + span == eof + 1)) {
+		printf("block %u (offset 0x%x) clobbers footer\n", i, off);
+		return -EINVAL;
+	}
+	if (overlaps && overlaps[i])
+		return report_overlap(c, i, (uint32_t)(c->footer.curr_size / c->header.block_size),
+		                      span);
+	return 0;
+}
+
+static int bat_limits(struct vu_ctx *c, uint64_t *eoh, uint64_t *eof)
+{
 	int err;
-	if (eof % SECTOR) {
-		if (eof % SECTOR != SECTOR - 1) {
-			printf("invalid file size: 0x%" PRIx64 "\n", eof);
+	*eof = c->size;
+	if (*eof % SECTOR) {
+		if (*eof % SECTOR != SECTOR - 1) {
+			printf("invalid file size: 0x%" PRIx64 "\n", *eof);
 			return -EINVAL;
 		}
-		eof++;
+		++*eof;
 	}
 	if ((err = vu_get_bat(c))) {
 		printf("error reading bat: %d\n", err);
 		return err;
 	}
-	if ((err = vu_end_of_headers(c, &eoh))) {
+	if ((err = vu_end_of_headers(c, eoh))) {
 		printf("error calculating end of metadata: %d\n", err);
 		return err;
 	}
-	eof = (eof - FOOTER_SIZE) / SECTOR;
-	eoh /= SECTOR;
-	uint32_t span = c->spb + c->bm_secs;
+	*eof = (*eof - FOOTER_SIZE) / SECTOR;
+	*eoh /= SECTOR;
+	return 0;
+}
+
+static int check_bat(struct vu_ctx *c, struct check_opts *o)
+{
+	struct image_stats *st = NULL;
+	uint64_t eof, eoh;
+	bool *overlaps = NULL;
+	int err;
+	if (o->stats && !(st = stats_add(o, c))) {
+		printf("failed to allocate stats for %s\n", c->file);
+		return -ENOMEM;
+	}
+	if ((err = bat_limits(c, &eoh, &eof)))
+		return err;
 	uint64_t blocks = c->footer.curr_size / c->header.block_size;
 	if (blocks > c->header.max_bat_entries) {
-		printf("VHD size (%u blocks) exceeds BAT size (%u)\n", (unsigned)blocks,
+		printf("VHD size (%" PRIu64 " blocks) exceeds BAT size (%u)\n", blocks,
 		       c->header.max_bat_entries);
 		return -EINVAL;
 	}
-	bool *overlaps = find_overlaps(c, (uint32_t)blocks, span);
-	if (!overlaps)
+	if (!o->no_overlap &&
+	    !(overlaps = find_overlaps(c, (uint32_t)blocks, c->spb + c->bm_secs)))
 		return -ENOMEM;
 	for (uint32_t i = 0; !err && i < blocks; i++) {
-		uint32_t off = c->bat[i];
-		if (off == BAT_UNUSED)
+		if (c->bat[i] == BAT_UNUSED)
 			continue;
-		if (off < eoh) {
-			printf("block %u (offset 0x%x) clobbers headers\n", i, off);
-			err = -EINVAL;
-		} else if ((uint64_t)off + span > eof) {
-			printf("block %u (offset 0x%x) clobbers footer\n", i, off);
-			err = -EINVAL;
-		} else if (overlaps[i]) {
-			err = report_overlap(c, i, (uint32_t)blocks, span);
+		err = check_block_place(c, o, i, eoh, eof, overlaps);
+		if (!err && (o->bitmaps || o->stats)) {
+			if (st)
+				st->allocated += c->spb;
+			err = check_block_data(c, o, st, i);
 		}
 	}
 	free(overlaps);
@@ -336,11 +432,13 @@ static const char *parent_problem(struct vu_ctx *c, const char *location, bool i
 	struct vu_ctx p;
 	if (uuid_is_nil(c->header.parent_uuid))
 		return NULL;   /* a raw parent: blktap checks nothing of it */
+	if (ignore_uuids)   /* blktap: -I does not even open the parent */
+		return NULL;
 	if (vu_open(&p, location, VU_OPEN_IGNORE_DISABLED))
 		return "error opening parent";
 	bool differ = memcmp(c->header.parent_uuid, p.footer.uuid, 16) != 0;
 	vu_close(&p);
-	return differ && !ignore_uuids ? "invalid parent uuid" : NULL;
+	return differ ? "invalid parent uuid" : NULL;
 }
 
 /* One locator: 0 when it resolves to the right parent, 1 when it is of a
@@ -414,66 +512,24 @@ static int check_parent_locators(struct vu_ctx *c, bool ignore_uuids)
 	return err;
 }
 
-/* -b: every sector whose bitmap bit is clear must hold zeros (any byte). */
-static int check_bitmaps(struct vu_ctx *c)
-{
-	size_t bm = (size_t)c->bm_secs * SECTOR;
-	uint8_t *map = malloc(bm), *data = malloc(c->header.block_size);
-	int err = map && data ? 0 : -ENOMEM;
-	for (uint32_t b = 0; !err && b < c->header.max_bat_entries; b++) {
-		if (c->bat[b] == BAT_UNUSED)
-			continue;
-		uint64_t off = (uint64_t)c->bat[b] * SECTOR;
-		if ((err = vu_pread(c, map, bm, off)) ||
-		    (err = vu_pread(c, data, c->header.block_size, off + bm))) {
-			printf("error reading block 0x%x: %d\n", b, err);
-			break;
-		}
-		for (uint32_t s = 0; s < c->spb; s++) {
-			if (!bit_test(map, s) && !is_zero(data + (size_t)s * SECTOR, SECTOR)) {
-				printf("sector 0x%x of block 0x%x has data where bitmap is clear\n", s, b);
-				err = -EINVAL;
-				break;
-			}
-		}
-	}
-	free(map);
-	free(data);
-	return err;
-}
-
-static void print_stats(struct vu_ctx *c, const char *name)
-{
-	uint64_t allocated = 0, full = 0;
-	for (uint32_t b = 0; b < c->header.max_bat_entries; b++) {
-		allocated += c->bat[b] != BAT_UNUSED;
-		full += c->bat[b] != BAT_UNUSED && vu_batmap_test(c, b);
-	}
-	printf("%s: %" PRIu64 " of %u blocks allocated, %" PRIu64 " full\n", name, allocated,
-	       c->header.max_bat_entries, full);
-}
-
-static int check_dynamic(struct vu_ctx *c, const char *name, const struct check_opts *o)
+static int check_dynamic(struct vu_ctx *c, const char *name, struct check_opts *o)
 {
 	const char *msg = differencing_problem(&c->header, c->footer.type, o);
 	int err;
 	if (msg)
 		return print_err(-EINVAL, "differencing header is invalid: %s\n", msg);
-	if ((err = check_bat(c)))
+	if ((err = check_bat(c, o)))
 		return err;
 	if (vu_has_batmap(c) && (err = check_batmap(c)))
 		return err;
 	if (c->footer.type == VHD_TYPE_DIFF && (err = check_parent_locators(c, o->ignore_uuids)))
 		return err;
-	if (o->bitmaps && (err = check_bitmaps(c)))
-		return err;
-	printf("%s is valid\n", name);
-	if (o->stats)
-		print_stats(c, name);
+	if (!o->stats)   /* blktap: -s prints statistics instead */
+		printf("%s is valid\n", name);
 	return 0;
 }
 
-static int check_vhd(const char *name, const struct check_opts *o)
+static int check_vhd(const char *name, struct check_opts *o)
 {
 	struct stat st;
 	struct vu_ctx raw = { .fd = -1 }, c = { .fd = -1 };
@@ -513,7 +569,7 @@ out:
 	return err;
 }
 
-static int check_parents(const char *name, const struct check_opts *o)
+static int check_parents(const char *name, struct check_opts *o)
 {
 	char *cur = strdup(name), *parent;
 	struct vu_ctx c;
@@ -541,11 +597,78 @@ static int check_parents(const char *name, const struct check_opts *o)
 	return err;
 }
 
+/* -s, blktap's figures: for the last image checked (the oldest ancestor
+ * with -p) the sectors allocated and written; then for each image towards
+ * the first, also the written sectors its parent lacks and those no older
+ * image has.  Percentages are computed in single precision, as blktap. */
+static double pct(uint64_t num, uint64_t den)
+{
+	return den ? (double)((float)num / (float)den) * 100.0 : 0.0;
+}
+
+static bool stats_bit(const struct image_stats *im, uint64_t sector)
+{
+	uint64_t blk = sector / im->spb;
+	return blk < im->blocks && im->maps[blk] && bit_test(im->maps[blk], sector % im->spb);
+}
+
+static const char *base_name(const char *path)
+{
+	const char *p = strrchr(path, '/');
+	return p ? p + 1 : path;
+}
+
+static void print_stats(const struct check_opts *o)
+{
+	if (!o->nimages)
+		return;
+	const struct image_stats *head = &o->images[o->nimages - 1];
+	uint64_t secs = (uint64_t)head->spb * head->blocks;
+	printf("%s: secs allocated: 0x%" PRIx64 " secs written: 0x%" PRIx64 " (%.2f%%)\n",
+	       base_name(head->name), head->allocated, head->written,
+	       pct(head->written, head->allocated));
+	for (size_t k = o->nimages - 1; k-- > 0;) {
+		const struct image_stats *cur = &o->images[k], *prev = cur + 1;
+		uint64_t up = 0, uc = 0;
+		for (uint64_t i = 0; i < secs; i++) {
+			uint64_t blk = i / cur->spb;
+			if (blk >= cur->blocks || !cur->maps[blk]) {   /* skip the unallocated block */
+				i = (blk + 1) * cur->spb - 1;
+				continue;
+			}
+			if (!stats_bit(cur, i))
+				continue;
+			up += !stats_bit(prev, i);
+			bool older = false;
+			for (size_t a = k + 1; a < o->nimages && !older; a++)
+				older = stats_bit(&o->images[a], i);
+			uc += !older;
+		}
+		printf("%s: secs allocated: 0x%" PRIx64 " secs written: 0x%" PRIx64
+		       " (%.2f%%) secs not in parent: 0x%" PRIx64 " (%.2f%%)"
+		       " secs not in ancestors: 0x%" PRIx64 " (%.2f%%)\n",
+		       base_name(cur->name), cur->allocated, cur->written,
+		       pct(cur->written, cur->allocated), up, pct(up, cur->written), uc,
+		       pct(uc, cur->written));
+	}
+}
+
+static void free_stats(struct check_opts *o)
+{
+	for (size_t k = 0; k < o->nimages; k++) {
+		for (uint32_t b = 0; b < o->images[k].blocks; b++)
+			free(o->images[k].maps[b]);
+		free(o->images[k].maps);
+		free(o->images[k].name);
+	}
+	free(o->images);
+}
+
 static int check_usage(int err)
 {
 	printf("options: -n <file> [-i ignore missing primary footers] "
 	       "[-I ignore parent uuids] [-t ignore timestamps] "
-	       "[-B accept blank batmap bits (ignored: vhdkit never needs it)] "
+	       "[-B do not check BAT for overlapping (precludes -s, -b)] "
 	       "[-p check parents] [-b check bitmaps] [-s stats] [-h help]\n");
 	return err;
 }
@@ -564,16 +687,20 @@ int vu_check(int argc, char **argv)
 		case 't': o.ignore_time = true; break;
 		case 'p': parents = true; break;
 		case 'b': o.bitmaps = true; break;
-		case 'B': break;
+		case 'B': o.no_overlap = true; break;
 		case 's': o.stats = true; break;
 		case 'h': return check_usage(0);
 		default: return check_usage(-EINVAL);
 		}
 	}
-	if (!name || optind != argc)
+	if (!name || optind != argc || ((o.stats || o.bitmaps) && o.no_overlap))
 		return check_usage(-EINVAL);
 	int err = check_vhd(name, &o);
-	if (!err && parents)
-		err = check_parents(name, &o);
+	if (!err) {
+		if (parents)
+			err = check_parents(name, &o);
+		print_stats(&o);   /* blktap prints them even when a parent fails */
+	}
+	free_stats(&o);
 	return err;
 }

@@ -3,6 +3,8 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "vhdutil.h"
@@ -11,10 +13,10 @@ static int query_usage(int err)
 {
 	printf("options: <-n name> [-v print virtual size (in MB)] "
 	       "[-s print physical utilization (bytes)] [-p print parent] "
-	       "[-u don't resolve the parent path] "
 	       "[-f print fields] [-m print marker] [-d print chain depth] "
+	       "[-S print max virtual size (MB) for fast resize] "
 	       "[-a print allocated block count] "
-	       "[-S print max virtual size (MB) for fast resize] [-h help]\n");
+	       "[-u don't resolve parent path] [-h help]\n");
 	return err;
 }
 
@@ -42,13 +44,71 @@ static int print_parent(struct vu_ctx *c, const char *name, bool unresolved)
 	return ret;
 }
 
+/* blktap's marker: the batmap header's byte (read without checking the
+ * batmap), or, for a VHD without batmap, the extended attribute below
+ * (0 when absent); printed as a signed char. */
+#define MARKER_XATTR "user.com.citrix.xenclient.backend.marker"
+
+static int read_marker(struct vu_ctx *c, signed char *marker)
+{
+	uint8_t buf[SECTOR];
+	struct vhd_batmap_header b;
+	*marker = 0;
+	if (!vu_has_batmap(c)) {
+		if (fgetxattr(c->fd, MARKER_XATTR, marker, 1) < 0 && errno != ENODATA &&
+		    errno != ENOTSUP)
+			return -errno;
+		return 0;
+	}
+	uint64_t off = c->header.table_offset +
+	               round_up((uint64_t)c->header.max_bat_entries * 4, SECTOR);
+	int err = vu_pread(c, buf, SECTOR, off);
+	if (err)
+		return err;
+	batmap_header_decode(&b, buf);
+	*marker = (signed char)b.marker;
+	return 0;
+}
+
 static int print_marker(struct vu_ctx *c)
 {
-	int ret = vu_get_batmap(c);
+	signed char marker;
+	int ret = read_marker(c, &marker);
 	if (ret)
 		printf("error checking 'marker' field: %d\n", ret);
 	else
-		printf("marker: %d\n", c->batmap.marker);
+		printf("marker: %d\n", marker);
+	return ret;
+}
+
+/* blktap's hidden flag: early tap images (creator version 0.1 and 1.1)
+ * keep the flag valid only in the backup footer. */
+static int read_hidden(struct vu_ctx *c, int *hidden)
+{
+	uint8_t buf[FOOTER_SIZE];
+	struct vhd_footer f;
+	uint32_t ver = c->footer.creator_version;
+	*hidden = c->footer.hidden;
+	if (!vu_dynamic(c) || memcmp(c->footer.creator_app, "tap", 3) ||
+	    (ver != 0x00000001u && ver != 0x00010001u))
+		return 0;
+	int err = vu_pread(c, buf, sizeof buf, 0);
+	if (err)
+		return err;
+	footer_decode(&f, buf);
+	if (memcmp(f.cookie, "conectix", 8) && memcmp(f.cookie, "v_poison", 8))
+		return -EINVAL;
+	*hidden = f.hidden;
+	return 0;
+}
+
+static int print_hidden(struct vu_ctx *c)
+{
+	int hidden, ret = read_hidden(c, &hidden);
+	if (ret)
+		printf("error checking 'hidden' field: %d\n", ret);
+	else
+		printf("hidden: %d\n", hidden);
 	return ret;
 }
 
@@ -111,7 +171,8 @@ int vu_query(int argc, char **argv)
 		err = err ? err : ret;
 	}
 	if (fields) {
-		printf("hidden: %d\n", c.footer.hidden);
+		ret = print_hidden(&c);
+		err = err ? err : ret;
 	}
 	if (marker) {
 		ret = print_marker(&c);
@@ -126,12 +187,13 @@ int vu_query(int argc, char **argv)
 			printf("chain depth: %d\n", length);
 		err = err ? err : ret;
 	}
-	if (fastresize)
-		printf("%" PRIu64 "\n", (uint64_t)c.header.max_bat_entries * c.header.block_size >> 20);
 	if (allocated) {
 		ret = print_allocated(&c);
 		err = err ? err : ret;
 	}
+	/* blktap: max BAT entries << (21 - 20), whatever the block size */
+	if (fastresize)
+		printf("%" PRIu64 "\n", (uint64_t)c.header.max_bat_entries << 1);
 	vu_close(&c);
 	return err;
 }

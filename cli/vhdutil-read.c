@@ -138,6 +138,22 @@ static void print_locators(struct vu_ctx *c, bool hex)
 	}
 }
 
+/* blktap prints the batmap's key hash (set by `vhd-util key`) when its
+ * cookie byte is 1: "Batmap keyhash nonce: " and "Batmap keyhash hash : "
+ * followed by the bytes in lower-case hex. */
+static void print_keyhash(const struct vhd_batmap_header *b)
+{
+	if (b->keyhash[0] != 1)
+		return;
+	printf("Batmap keyhash nonce: ");
+	for (int i = 1; i < 33; i++)
+		printf("%02x", b->keyhash[i]);
+	printf("\nBatmap keyhash hash : ");
+	for (int i = 33; i < 65; i++)
+		printf("%02x", b->keyhash[i]);
+	printf("\n");
+}
+
 int vu_print_headers(struct vu_ctx *c, bool hex)
 {
 	vu_print_footer(&c->footer, hex);
@@ -156,6 +172,7 @@ int vu_print_headers(struct vu_ctx *c, bool hex)
 		printf("Batmap offset       : %s\n", conv(hex, c->batmap.map_offset));
 		printf("Batmap size (secs)  : %s\n", conv(hex, c->batmap.map_sectors));
 		printf("Batmap version      : 0x%08x\n", c->batmap.version);
+		print_keyhash(&c->batmap);
 		print_checksum(c->batmap.checksum, vu_batmap_checksum(c));
 		printf("\n");
 	}
@@ -317,13 +334,12 @@ static int test_batmap(struct vu_ctx *c, uint64_t block, uint64_t count, bool he
 	return 0;
 }
 
-/* COUNT sectors at SECTOR: through the chain (RAW false), or this file's
- * own sectors with zeros where its bitmap is clear (RAW true). */
-static int read_data(struct vu_ctx *c, uint64_t sector, uint64_t count, bool raw)
+/* -r: COUNT sectors at SECTOR, read through the chain. */
+static int read_data(struct vu_ctx *c, uint64_t sector, uint64_t count)
 {
-	if ((sector + count) * SECTOR > c->footer.curr_size)
+	if (count > UINT64_MAX / SECTOR - sector || (sector + count) * SECTOR > c->footer.curr_size)
 		return -ERANGE;
-	vhd_t *v = vhd_open(c->file, VHD_OPEN_RDONLY | (raw ? VHD_OPEN_NO_PARENT : 0));
+	vhd_t *v = vhd_open(c->file, VHD_OPEN_RDONLY);
 	if (!v)
 		return vu_lib_errno();
 	uint64_t chunk = 2048;
@@ -331,19 +347,8 @@ static int read_data(struct vu_ctx *c, uint64_t sector, uint64_t count, bool raw
 	int err = buf ? 0 : -ENOMEM;
 	fflush(stdout);
 	while (!err && count) {
-		uint64_t n = count < chunk ? count : chunk, run;
-		struct vhd *from;
-		if (!raw)
-			err = vhd_pread(v, buf, n * SECTOR, sector * SECTOR) ? vu_lib_errno() : 0;
-		for (uint64_t done = 0; raw && !err && done < n; done += run) {
-			int r = vhd_find_source(v, sector + done, n - done, &run, &from, 1);
-			if (r == -2)
-				err = vu_lib_errno();
-			else if (r < 0)
-				memset(buf + done * SECTOR, 0, run * SECTOR);
-			else if (vhd_read_sectors(from, buf + done * SECTOR, sector + done, run))
-				err = vu_lib_errno();
-		}
+		uint64_t n = count < chunk ? count : chunk;
+		err = vhd_pread(v, buf, n * SECTOR, sector * SECTOR) ? vu_lib_errno() : 0;
 		if (!err && write(STDOUT_FILENO, buf, n * SECTOR) != (ssize_t)(n * SECTOR))
 			err = -EIO;
 		sector += n;
@@ -354,83 +359,207 @@ static int read_data(struct vu_ctx *c, uint64_t sector, uint64_t count, bool raw
 	return err;
 }
 
+/* -R: COUNT bytes at byte offset OFF, through the chain (blktap reads
+ * them with vhd_io_read_bytes; any alignment). */
+static int read_bytes(struct vu_ctx *c, uint64_t off, uint64_t count)
+{
+	if (count > UINT64_MAX - off || off + count > c->footer.curr_size)
+		return -ERANGE;
+	vhd_t *v = vhd_open(c->file, VHD_OPEN_RDONLY);
+	if (!v)
+		return vu_lib_errno();
+	uint64_t chunk = 2u << 20;
+	uint8_t *buf = malloc(chunk + 2 * SECTOR);
+	int err = buf ? 0 : -ENOMEM;
+	fflush(stdout);
+	while (!err && count) {
+		uint64_t n = count < chunk ? count : chunk, skip = off % SECTOR;
+		uint64_t first = off - skip, len = round_up(skip + n, SECTOR);
+		if (first + len > c->footer.curr_size)   /* an unaligned size: its tail reads as 0 */
+			len -= SECTOR;
+		memset(buf, 0, chunk + 2 * SECTOR);
+		if (len && vhd_pread(v, buf, len, first))
+			err = vu_lib_errno();
+		if (!err && write(STDOUT_FILENO, buf + skip, n) != (ssize_t)n)
+			err = -EIO;
+		off += n;
+		count -= n;
+	}
+	free(buf);
+	vhd_close(v);
+	return err;
+}
+
+/* -B: one bit per block of the virtual size (MSB first), set when the
+ * block is allocated; raw bytes on stdout. */
+static int print_bat_bitmap(struct vu_ctx *c)
+{
+	uint64_t blocks = c->footer.curr_size / c->header.block_size;
+	size_t bytes = (size_t)div_round_up(blocks, 8);
+	uint8_t *map = calloc(1, bytes + 1);
+	if (!map)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < blocks && i < c->header.max_bat_entries; i++)
+		if (c->bat[i] != BAT_UNUSED)
+			bit_set(map, i);
+	fflush(stdout);
+	int err = write(STDOUT_FILENO, map, bytes) < 0 ? -errno : 0;
+	free(map);
+	return err;
+}
+
+/* The bitmap bit of SECTOR in this file (0 where its block is not
+ * allocated); MAP caches the bitmap of block *MAP_BLOCK. */
+static int sector_bit(struct vu_ctx *c, uint64_t sector, uint8_t **map, uint64_t *map_block,
+                      int *bit)
+{
+	uint64_t blk = sector / c->spb;
+	*bit = 0;
+	if (blk >= c->header.max_bat_entries)
+		return -ERANGE;
+	if (blk != *map_block) {
+		free(*map);
+		*map = NULL;
+		*map_block = blk;
+		int err = c->bat[blk] == BAT_UNUSED ? 0 : read_bitmap(c, blk, map);
+		if (err)
+			return err;
+	}
+	if (*map)
+		*bit = bit_test(*map, sector % c->spb);
+	return 0;
+}
+
+static void print_extent(uint64_t start, uint64_t len, bool hex)
+{
+	printf("%s ", conv(hex, start));
+	printf("%s\n", conv(hex, len));
+}
+
+/* -e: the runs of sectors whose bitmap bit is set among COUNT sectors
+ * from SECTOR, one "START LENGTH" line each. */
+static int print_extents(struct vu_ctx *c, uint64_t sector, uint64_t count, bool hex)
+{
+	uint8_t *map = NULL;
+	uint64_t map_block = UINT64_MAX, start = 0, run = 0;
+	int err = 0, bit;
+	if (count > UINT64_MAX / SECTOR - sector || (sector + count) * SECTOR > c->footer.curr_size) {
+		printf("sector %s past end of file\n", conv(hex, sector));
+		return -ERANGE;
+	}
+	for (uint64_t i = 0; i < count; i++) {
+		if ((err = sector_bit(c, sector + i, &map, &map_block, &bit)))
+			break;
+		if (bit && !run++)
+			start = sector + i;
+		if (!bit && run) {
+			print_extent(start, run, hex);
+			run = 0;
+		}
+	}
+	if (!err && run)
+		print_extent(start, run, hex);
+	free(map);
+	return err;
+}
+
 static int read_usage(void)
 {
 	printf("options:\n-h          help\n-n          name\n-p          print VHD headers\n"
 	       "-t sec      translate logical sector to VHD location\n"
-	       "-b blk      print bat entry\n-m blk      print bitmap\n"
-	       "-i sec      test bitmap for logical sector\n-a          print batmap\n"
-	       "-j blk      test batmap for block\n-d blk      print data\n"
-	       "-c num      num units\n-r sec      read num sectors at sec\n"
-	       "-R sec      read num sectors at sec of this file only (raw)\n"
-	       "-e          print every BAT entry\n-x          print in hex\n");
-	return EINVAL;
+	       "-b blk      print bat entry\n-B          print entire bat as a bitmap\n"
+	       "-m blk      print bitmap\n-i sec      test bitmap for logical sector\n"
+	       "-e sec      output extent list of allocated logical sectors\n"
+	       "-a          print batmap\n-j blk      test batmap for block\n"
+	       "-d blk      print data\n-c num      num units\n-r sec      read num sectors at sec\n"
+	       "-R byte     read num bytes at byte\n-x          print in hex\n");
+	return EINVAL;   /* blktap: a positive EINVAL */
+}
+
+#define NONE UINT64_MAX
+struct read_opts {
+	bool hex, headers, batmap, bat_bitmap;
+	uint64_t count, lsec, bat, bitmap, tbitmap, ebitmap, tbatmap, data, rd, bytes;
+};
+
+static int parse_read(int argc, char **argv, struct read_opts *o, const char **name)
+{
+	int ch;
+	*o = (struct read_opts){ .count = 1, .lsec = NONE, .bat = NONE, .bitmap = NONE,
+	                         .tbitmap = NONE, .ebitmap = NONE, .tbatmap = NONE,
+	                         .data = NONE, .rd = NONE, .bytes = NONE };
+	while ((ch = getopt(argc, argv, "n:pt:b:Bm:i:e:aj:d:c:r:R:xCh")) != -1) {
+		switch (ch) {
+		case 'n': *name = optarg; break;
+		case 'p': o->headers = true; break;
+		case 'C': break;   /* blktap: read the chain through the page cache */
+		case 'B': o->bat_bitmap = true; break;
+		case 't': o->lsec = strtoull(optarg, NULL, 10); break;
+		case 'b': o->bat = strtoull(optarg, NULL, 10); break;
+		case 'm': o->bitmap = strtoull(optarg, NULL, 10); break;
+		case 'i': o->tbitmap = strtoull(optarg, NULL, 10); break;
+		case 'e': o->ebitmap = strtoull(optarg, NULL, 10); break;
+		case 'a': o->batmap = true; break;
+		case 'j': o->tbatmap = strtoull(optarg, NULL, 10); break;
+		case 'd': o->data = strtoull(optarg, NULL, 10); break;
+		case 'c': o->count = strtoull(optarg, NULL, 10); break;
+		case 'r': o->rd = strtoull(optarg, NULL, 10); break;
+		case 'R': o->bytes = strtoull(optarg, NULL, 10); break;
+		case 'x': o->hex = true; break;
+		default: return -1;
+		}
+	}
+	return *name && optind == argc ? 0 : -1;
+}
+
+/* In blktap's order; the first failure ends the command. */
+static int run_read(struct vu_ctx *c, const struct read_opts *o)
+{
+	int err = 0;
+	if (o->headers)
+		vu_print_headers(c, o->hex);
+	if (o->lsec != NONE && (err = print_translation(c, o->lsec, o->count, o->hex)))
+		return err;
+	if (o->bat != NONE && (err = print_bat(c, o->bat, o->count, o->hex)))
+		return err;
+	if (o->bat_bitmap && (err = print_bat_bitmap(c)))
+		return err;
+	if (o->bitmap != NONE && (err = print_blocks(c, o->bitmap, o->count, o->hex, 'm')))
+		return err;
+	if (o->tbitmap != NONE && (err = test_bitmap(c, o->tbitmap, o->count, o->hex)))
+		return err;
+	if (o->ebitmap != NONE && (err = print_extents(c, o->ebitmap, o->count, o->hex)))
+		return err;
+	if (o->batmap && (err = print_batmap(c)))
+		return err;
+	if (o->tbatmap != NONE && (err = test_batmap(c, o->tbatmap, o->count, o->hex)))
+		return err;
+	if (o->data != NONE && (err = print_blocks(c, o->data, o->count, o->hex, 'd')))
+		return err;
+	if (o->rd != NONE && (err = read_data(c, o->rd, o->count)))
+		return err;
+	if (o->bytes != NONE && (err = read_bytes(c, o->bytes, o->count)))
+		return err;
+	return 0;
 }
 
 int vu_read(int argc, char **argv)
 {
 	const char *name = NULL;
-	bool hex = false, headers = false, batmap = false, all = false;
-	uint64_t none = UINT64_MAX, count = 1, lsec = none, bat = none, bitmap = none,
-	         tbitmap = none, tbatmap = none, data = none, rd = none, raw = none;
-	int ch;
+	struct read_opts o;
 	struct vu_ctx c;
-
-	while ((ch = getopt(argc, argv, "n:pt:b:m:i:aej:d:c:r:R:xh")) != -1) {
-		switch (ch) {
-		case 'n': name = optarg; break;
-		case 'p': headers = true; break;
-		case 't': lsec = strtoull(optarg, NULL, 10); break;
-		case 'b': bat = strtoull(optarg, NULL, 10); break;
-		case 'm': bitmap = strtoull(optarg, NULL, 10); break;
-		case 'i': tbitmap = strtoull(optarg, NULL, 10); break;
-		case 'a': batmap = true; break;
-		case 'e': all = true; break;
-		case 'j': tbatmap = strtoull(optarg, NULL, 10); break;
-		case 'd': data = strtoull(optarg, NULL, 10); break;
-		case 'c': count = strtoull(optarg, NULL, 10); break;
-		case 'r': rd = strtoull(optarg, NULL, 10); break;
-		case 'R': raw = strtoull(optarg, NULL, 10); break;
-		case 'x': hex = true; break;
-		default: return read_usage();
-		}
-	}
-	if (!name || optind != argc)
+	if (parse_read(argc, argv, &o, &name))
 		return read_usage();
 	int err = vu_open(&c, name, VU_OPEN_IGNORE_DISABLED);
 	if (err) {
 		printf("Failed to open %s: %d\n", name, err);
-		vu_dump_headers(name, hex);
+		vu_dump_headers(name, o.hex);
 		return err;
 	}
-	if ((err = vu_get_bat(&c))) {
+	if ((err = vu_get_bat(&c)))
 		printf("Failed to get bat for %s: %d\n", name, err);
-		goto out;
-	}
-	if (headers)
-		vu_print_headers(&c, hex);
-	if (lsec != none && (err = print_translation(&c, lsec, count, hex)))
-		goto out;
-	if (all && (err = print_bat(&c, 0, c.header.max_bat_entries, hex)))
-		goto out;
-	if (bat != none && (err = print_bat(&c, bat, count, hex)))
-		goto out;
-	if (bitmap != none && (err = print_blocks(&c, bitmap, count, hex, 'm')))
-		goto out;
-	if (tbitmap != none && (err = test_bitmap(&c, tbitmap, count, hex)))
-		goto out;
-	if (batmap && (err = print_batmap(&c)))
-		goto out;
-	if (tbatmap != none && (err = test_batmap(&c, tbatmap, count, hex)))
-		goto out;
-	if (data != none && (err = print_blocks(&c, data, count, hex, 'd')))
-		goto out;
-	if (rd != none && (err = read_data(&c, rd, count, false)))
-		goto out;
-	if (raw != none && (err = read_data(&c, raw, count, true)))
-		goto out;
-	err = 0;
-out:
+	else
+		err = run_read(&c, &o);
 	vu_close(&c);
 	return err;
 }
