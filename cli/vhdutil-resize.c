@@ -3,36 +3,62 @@
  * The journal is blktap's format (../shared/FORMAT-NOTES.md): a 512-byte
  * header ("vjournal", the VHD's UUID, the VHD's footer offset, entry counts
  * and offsets, and the journal's end, that one field little-endian as blktap
- * writes it), then metadata entries, then data entries.  Each entry is a
- * 32-byte big-endian header (cookie, type, size, offset, checksum, padding)
- * followed by SIZE bytes to be written back at OFFSET.  blktap's revert can
- * undo vhdkit's resize and the other way round.
+ * writes it), then metadata entries (primary and backup footer, header,
+ * locators, BAT, batmap header and map, in the order blktap's revert reads
+ * them), then data entries.  Each entry is a 32-byte big-endian header
+ * (cookie, type, size, offset, checksum, padding) followed by SIZE bytes to
+ * be written back at OFFSET.  blktap's revert can undo vhdkit's resize and
+ * the other way round.
+ *
+ * The whole journal is written and synced (with its directory) before the
+ * image is touched; then the footer is disabled ("v_poison"), the image
+ * grown, enabled again with the new size, and the journal committed (entry
+ * counts zeroed, cut to its header) and removed.  A journal left at any
+ * point restores the original image byte for byte.  On an error the
+ * journal is reverted at once, as blktap does.
  *
  * Resizing happens in place when the BAT's padding and the batmap have room
  * for the new block count (blktap's "fast" case, always true for grows up to
- * 128 blocks per BAT sector); a fixed disk is extended.  Otherwise it fails
- * with ENOSPC before anything is written: moving data blocks is not done
- * here. */
+ * 128 blocks per BAT sector); a fixed disk is extended.  Otherwise (-j only)
+ * libvhdkit's crash-safe grow (lib/resize.c) moves the blocks in the way to
+ * the end of the file and the BAT and batmap behind the old metadata, and
+ * vhd_resize_plan tells beforehand which bytes of the image it may
+ * overwrite: those not already in a metadata entry are journaled as data
+ * entries (the old places of the moved blocks, where the new BAT lands).
+ * On a block device (whose last sector vhd-util takes as the footer's
+ * place, so nothing can move past it) that grow fails with ENOSPC before
+ * anything is written. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "resize.h"
 #include "vhdutil.h"
 
 #define JOURNAL_COOKIE "vjournal"
 #define ENTRY_COOKIE 0xaaaa12344321aaaaull
 #define ENTRY_HEADER 32u
+#define DATA_CHUNK (1u << 20)      /* bytes per data entry */
+#define MAX_ENTRY (64u << 20)      /* larger entries are refused on revert */
+#define MAX_SAVED (LOC_COUNT + 8)
 enum { J_FOOTER_P = 1, J_FOOTER_C = 2, J_HEADER = 3, J_LOCATOR = 4, J_BAT = 5,
        J_BATMAP_H = 6, J_BATMAP_M = 7, J_DATA = 8 };
 
 struct journal {
 	int fd;
-	uint64_t pos;       /* where the next entry goes */
-	uint32_t entries;
+	struct vu_ctx *c;
+	uint64_t footer_off;        /* the VHD's primary footer */
+	uint64_t pos;               /* where the next entry goes */
+	uint32_t meta, data;        /* entries of each kind */
+	uint64_t data_off;          /* where the data entries start */
+	struct { uint64_t off, end; } saved[MAX_SAVED];   /* metadata entries */
+	unsigned nsaved;
+	int err;                    /* of the walk over vhd_resize_plan's ranges */
 };
 
 static void put_le64(uint8_t *p, uint64_t v)
@@ -50,6 +76,7 @@ static uint32_t sum_bytes(const uint8_t *p, size_t n, uint32_t sum)
 
 static int full_write(int fd, const void *buf, size_t len, uint64_t off)
 {
+	errno = 0;
 	return pwrite(fd, buf, len, (off_t)off) == (ssize_t)len ? 0 : (errno ? -errno : -EIO);
 }
 
@@ -58,13 +85,14 @@ static int full_read(int fd, void *buf, size_t len, uint64_t off)
 	return pread(fd, buf, len, (off_t)off) == (ssize_t)len ? 0 : -EIO;
 }
 
+/* ---- writing the journal ---- */
+
 /* Journals LEN bytes of the VHD at OFF as an entry of TYPE. */
-static int journal_add(struct journal *j, struct vu_ctx *c, uint32_t type, uint64_t off,
-                       uint32_t len)
+static int journal_add(struct journal *j, uint32_t type, uint64_t off, uint32_t len)
 {
 	uint8_t hdr[ENTRY_HEADER] = { 0 };
 	uint8_t *data = malloc(len ? len : 1);
-	int err = data ? vu_pread(c, data, len, off) : -ENOMEM;
+	int err = data ? vu_pread(j->c, data, len, off) : -ENOMEM;
 	if (!err) {
 		put_be64(hdr, ENTRY_COOKIE);
 		put_be32(hdr + 8, type);
@@ -75,51 +103,147 @@ static int journal_add(struct journal *j, struct vu_ctx *c, uint32_t type, uint6
 		if (!err)
 			err = full_write(j->fd, data, len, j->pos + ENTRY_HEADER);
 		j->pos += ENTRY_HEADER + len;
-		j->entries++;
 	}
 	free(data);
-	return err;
+	if (err)
+		return err;
+	if (type == J_DATA) {
+		j->data++;
+		return 0;
+	}
+	j->meta++;
+	if (j->nsaved < MAX_SAVED) {
+		j->saved[j->nsaved].off = off;
+		j->saved[j->nsaved++].end = off + len;
+	}
+	return 0;
 }
 
-static int journal_header(int fd, const uint8_t uuid[16], uint64_t footer_off, uint32_t data,
-                          uint32_t meta, uint64_t data_off, uint64_t eof)
+/* The header; COMMITTED: no entries (blktap's commit). */
+static int journal_header(struct journal *j, bool committed)
 {
 	uint8_t h[SECTOR] = { 0 };
 	memcpy(h, JOURNAL_COOKIE, 8);
-	memcpy(h + 8, uuid, 16);
-	put_be64(h + 24, footer_off);
-	put_be32(h + 32, data);
-	put_be32(h + 36, meta);
-	put_be64(h + 40, data_off);
-	put_be64(h + 48, SECTOR);
-	put_le64(h + 56, eof);   /* blktap stores this one little-endian */
-	return full_write(fd, h, sizeof h, 0);
+	memcpy(h + 8, j->c->footer.uuid, 16);
+	put_be64(h + 24, j->footer_off);
+	if (!committed) {
+		put_be32(h + 32, j->data);
+		put_be32(h + 36, j->meta);
+		put_be64(h + 40, j->data_off);
+		put_be64(h + 48, SECTOR);
+	}
+	put_le64(h + 56, committed ? SECTOR : j->pos);   /* blktap stores this one little-endian */
+	return full_write(j->fd, h, sizeof h, 0);
 }
 
-/* Every piece of metadata that the resize rewrites. */
-static int journal_metadata(struct journal *j, struct vu_ctx *c, uint64_t footer_off)
+/* Every piece of metadata, in the order blktap's revert expects. */
+static int journal_metadata(struct journal *j)
 {
-	int err = journal_add(j, c, J_FOOTER_P, footer_off, FOOTER_SIZE);
+	struct vu_ctx *c = j->c;
+	int err = journal_add(j, J_FOOTER_P, j->footer_off, FOOTER_SIZE);
 	if (err || !vu_dynamic(c))
 		return err;
-	if ((err = journal_add(j, c, J_FOOTER_C, 0, FOOTER_SIZE)) ||
-	    (err = journal_add(j, c, J_HEADER, c->footer.data_offset, HEADER_SIZE)))
+	if ((err = journal_add(j, J_FOOTER_C, 0, FOOTER_SIZE)) ||
+	    (err = journal_add(j, J_HEADER, c->footer.data_offset, HEADER_SIZE)))
 		return err;
 	for (int i = 0; i < LOC_COUNT && !err; i++) {
 		const struct vhd_locator *l = &c->header.loc[i];
 		if (l->code && vu_locator_size(l))
-			err = journal_add(j, c, J_LOCATOR, l->data_offset, (uint32_t)vu_locator_size(l));
+			err = journal_add(j, J_LOCATOR, l->data_offset, (uint32_t)vu_locator_size(l));
 	}
 	uint32_t bat = (uint32_t)round_up((uint64_t)c->header.max_bat_entries * 4, SECTOR);
 	if (!err)
-		err = journal_add(j, c, J_BAT, c->header.table_offset, bat);
+		err = journal_add(j, J_BAT, c->header.table_offset, bat);
 	if (!err && c->batmap_map)
-		err = journal_add(j, c, J_BATMAP_H, c->header.table_offset + bat, SECTOR);
+		err = journal_add(j, J_BATMAP_H, c->header.table_offset + bat, SECTOR);
 	if (!err && c->batmap_map)
-		err = journal_add(j, c, J_BATMAP_M, c->batmap.map_offset,
+		err = journal_add(j, J_BATMAP_M, c->batmap.map_offset,
 		                  c->batmap.map_sectors * SECTOR);
 	return err;
 }
+
+static bool saved_covers(const struct journal *j, uint64_t off, uint64_t end)
+{
+	for (unsigned i = 0; i < j->nsaved; i++)
+		if (j->saved[i].off <= off && end <= j->saved[i].end)
+			return true;
+	return false;
+}
+
+/* vhd_resize_plan's callback: a range the grow may overwrite, journaled as
+ * data entries unless a metadata entry holds it already. */
+static int journal_range(void *arg, uint64_t off, uint64_t len)
+{
+	struct journal *j = arg;
+	uint64_t vhd_end = j->footer_off + FOOTER_SIZE;
+	if (off >= vhd_end)
+		return 0;
+	uint64_t end = len > vhd_end - off ? vhd_end : off + len;
+	off -= off % SECTOR;
+	end = round_up(end, SECTOR);
+	if (off >= end || saved_covers(j, off, end))
+		return 0;
+	for (uint32_t n; off < end; off += n) {
+		n = end - off < DATA_CHUNK ? (uint32_t)(end - off) : DATA_CHUNK;
+		if ((j->err = journal_add(j, J_DATA, off, n)))
+			return 1;
+	}
+	return 0;
+}
+
+static int sync_dir(const char *path)
+{
+	char *copy = strdup(path);
+	if (!copy)
+		return -ENOMEM;
+	int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC), err = 0;
+	free(copy);
+	if (fd < 0 || fsync(fd))
+		err = -errno;
+	if (fd >= 0)
+		close(fd);
+	return err;
+}
+
+/* Writes and syncs the whole journal; with V (the library's handle, when
+ * the BAT must grow), data entries for what vhd_resize(V, SIZE) overwrites. */
+static int journal_create(struct journal *j, struct vhd *v, uint64_t size, const char *jname)
+{
+	j->fd = open(jname, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (j->fd < 0)
+		return -errno;
+	int err = journal_metadata(j), rc;
+	j->data_off = j->pos;
+	if (!err && v && (rc = vhd_resize_plan(v, size, journal_range, j)))
+		err = rc < 0 ? vu_lib_errno() : j->err;
+	if (!err)
+		err = journal_header(j, false);
+	if (!err && fsync(j->fd))
+		err = -errno;
+	if (!err)
+		err = sync_dir(jname);
+	if (err) {
+		close(j->fd);
+		j->fd = -1;
+		unlink(jname);
+	}
+	return err;
+}
+
+/* blktap's commit: no entries, the journal cut to its header; then it goes. */
+static int journal_commit(struct journal *j, const char *jname)
+{
+	int err = journal_header(j, true);
+	if (!err && ftruncate(j->fd, SECTOR))
+		err = -errno;
+	if (!err && unlink(jname))
+		err = -errno;
+	close(j->fd);
+	j->fd = -1;
+	return err;
+}
+
+/* ---- growing ---- */
 
 static int write_footer(struct vu_ctx *c, uint64_t off)
 {
@@ -138,11 +262,19 @@ static int poison(struct vu_ctx *c, uint64_t footer_off, bool on)
 	return err ? err : (fdatasync(c->fd) ? -errno : 0);
 }
 
-static int grow_dynamic(struct vu_ctx *c, uint64_t size, uint64_t footer_off)
+/* The BAT's padding and the batmap have room for the new block count. */
+static bool fits_in_place(const struct vu_ctx *c, uint64_t size)
 {
 	uint64_t entries = div_round_up(size, c->header.block_size);
 	uint64_t room = round_up((uint64_t)c->header.max_bat_entries * 4, SECTOR) / 4;
-	if (entries > room || (c->batmap_map && entries > (uint64_t)c->batmap.map_sectors * 4096))
+	return entries <= room &&
+	       !(c->batmap_map && entries > (uint64_t)c->batmap.map_sectors * SECTOR * 8);
+}
+
+static int grow_dynamic(struct vu_ctx *c, uint64_t size, uint64_t footer_off)
+{
+	uint64_t entries = div_round_up(size, c->header.block_size);
+	if (!fits_in_place(c, size))
 		return -ENOSPC;
 	uint8_t unused[4] = { 0xff, 0xff, 0xff, 0xff }, hdr[HEADER_SIZE];
 	int err = 0;
@@ -175,43 +307,93 @@ static int grow_fixed(struct vu_ctx *c, uint64_t size, uint64_t footer_off)
 	return err ? err : poison(c, size, false);
 }
 
+/* The library's handle on the image, for a grow that moves the BAT; its
+ * idea of the footer's place must be the journal's. */
+static struct vhd *open_for_move(struct vu_ctx *c, int *err)
+{
+	struct vhd *v = vhd_open_file(c->file, VHD_OPEN_RDWR, false);
+	*err = v ? 0 : vu_lib_errno();
+	if (v && v->footer_offset + FOOTER_SIZE != c->size) {
+		vhd_free(v);
+		v = NULL;
+		*err = -EINVAL;
+	}
+	return v;
+}
+
+static int set_cookie(struct vhd *v, const char *cookie)
+{
+	memcpy(v->footer.cookie, cookie, 8);
+	if (vhd_write_footers(v))
+		return vu_lib_errno();
+	return fdatasync(v->fd) ? -errno : 0;
+}
+
+/* Disabled all along, as blktap's image is while its journal is live; the
+ * library's grow keeps the image valid at every step besides. */
+static int grow_moving(struct vhd *v, uint64_t size)
+{
+	int err = set_cookie(v, "v_poison");
+	if (!err && vhd_resize(v, size))
+		err = vu_lib_errno();
+	return err ? err : set_cookie(v, "conectix");
+}
+
+static int revert(const char *name, const char *jname, const char **stage);
+
+static int grow(struct vu_ctx *c, struct vhd *v, uint64_t size, uint64_t footer_off)
+{
+	if (v)
+		return grow_moving(v, size);
+	int err = poison(c, footer_off, true);
+	if (!err)
+		err = vu_dynamic(c) ? grow_dynamic(c, size, footer_off) : grow_fixed(c, size, footer_off);
+	return err;
+}
+
+/* After the grow: commit, or (on an error) revert at once, as blktap. */
+static int finish(struct journal *j, const char *jname, int err)
+{
+	if (!err) {
+		int jerr = journal_commit(j, jname);
+		if (jerr)
+			printf("closing journal failed: %d\n", jerr);
+		return jerr;
+	}
+	printf("resize failed: %d\n", err);
+	close(j->fd);
+	j->fd = -1;
+	const char *stage;
+	int jerr = revert(j->c->file, jname, &stage);
+	if (jerr)
+		printf("closing journal failed: %d\n", jerr);
+	return err;
+}
+
 static int resize_journaled(struct vu_ctx *c, uint64_t size, const char *jname)
 {
-	uint64_t footer_off = c->size - FOOTER_SIZE;
+	struct journal j = { .fd = -1, .c = c, .footer_off = c->size - FOOTER_SIZE, .pos = SECTOR };
+	struct vhd *v = NULL;
 	int err = vu_dynamic(c) ? vu_get_bat(c) : 0;
 	if (!err && vu_has_batmap(c))
 		err = vu_get_batmap(c);
-	if (err)
-		return err;
-	struct journal j = { .fd = -1, .pos = SECTOR };
-	if (jname) {
-		j.fd = open(jname, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-		if (j.fd < 0) {
-			err = -errno;
-			printf("error creating journal %s: %d\n", jname, err);
-			return err;
-		}
-		err = journal_metadata(&j, c, footer_off);
-		if (!err)
-			err = journal_header(j.fd, c->footer.uuid, footer_off, 0, j.entries, j.pos, j.pos);
-		if (!err && fsync(j.fd))
-			err = -errno;
-	}
-	if (!err)
-		err = poison(c, footer_off, true);
-	if (!err)
-		err = vu_dynamic(c) ? grow_dynamic(c, size, footer_off) : grow_fixed(c, size, footer_off);
-	if (err == -ENOSPC)
-		poison(c, footer_off, false);   /* nothing was changed but the cookie */
-	if (j.fd >= 0) {
-		if (!err) {   /* commit: the journal is no longer needed */
-			journal_header(j.fd, c->footer.uuid, footer_off, 0, 0, SECTOR, SECTOR);
-			unlink(jname);
-		}
-		close(j.fd);
+	bool move = !err && vu_dynamic(c) && !fits_in_place(c, size);
+	if (move && (!jname || c->is_block))
+		err = -ENOSPC;   /* -f: in place only, as blktap; a device cannot grow */
+	else if (move)
+		v = open_for_move(c, &err);
+	if (err) {
+		printf("resize failed: %d\n", err);
+	} else if (jname && (err = journal_create(&j, v, size, jname))) {
+		printf("creating journal failed: %d\n", err);
+	} else if (jname) {
+		err = finish(&j, jname, grow(c, v, size, j.footer_off));
+	} else if ((err = grow(c, v, size, j.footer_off))) {
+		printf("resize failed: %d\n", err);
 		if (err == -ENOSPC)
-			unlink(jname);
+			poison(c, j.footer_off, false);   /* nothing was changed but the cookie */
 	}
+	vhd_free(v);
 	return err;
 }
 
@@ -238,13 +420,14 @@ int vu_resize(int argc, char **argv)
 		return err;
 	}
 	uint64_t size = mb << 20;
-	if (size < c.footer.curr_size) {
+	if (memcmp(c.footer.creator_app, "tap", 3)) {
+		printf("%s not created by xen; resize not supported\n", name);
+		err = -EINVAL;
+	} else if (size < c.footer.curr_size) {
 		printf("shrinking is not supported\n");
 		err = -EINVAL;
 	} else if (size > c.footer.curr_size) {
 		err = resize_journaled(&c, size, fast ? NULL : jname);
-		if (err)
-			printf("resize failed: %d\n", err);
 	}
 	vu_close(&c);
 	return err;
@@ -253,51 +436,95 @@ usage:
 	return -EINVAL;
 }
 
-/* Writes every entry of the journal back, truncates the VHD to its old end
- * and removes the journal. */
-static int revert(const char *name, const char *jname)
+/* ---- revert ---- */
+
+/* Entry header at POS of the journal (JSIZE bytes): its data checked, then
+ * written back to the VHD.  *POS moves past the entry. */
+static int replay_entry(int jfd, int vfd, uint64_t *pos, uint64_t jsize, bool data)
 {
-	uint8_t h[SECTOR], e[ENTRY_HEADER];
+	uint8_t e[ENTRY_HEADER];
+	int err = *pos > jsize || jsize - *pos < ENTRY_HEADER ? -EINVAL
+	                                                        : full_read(jfd, e, sizeof e, *pos);
+	if (err)
+		return err;
+	uint32_t type = get_be32(e + 8), len = get_be32(e + 12), sum = get_be32(e + 24);
+	uint64_t off = get_be64(e + 16);
+	if (get_be64(e) != ENTRY_COOKIE || !len || len % SECTOR || len > MAX_ENTRY ||
+	    jsize - *pos - ENTRY_HEADER < len || (type == J_DATA) != data || !type ||
+	    type > J_DATA || off > (uint64_t)INT64_MAX - len)
+		return -EINVAL;
+	uint8_t *buf = malloc(len);
+	if (!buf)
+		return -ENOMEM;
+	memset(e + 24, 0, 4);
+	err = full_read(jfd, buf, len, *pos + ENTRY_HEADER);
+	if (!err && ~sum_bytes(buf, len, sum_bytes(e, sizeof e, 0)) != sum)
+		err = -EINVAL;
+	if (!err)
+		err = full_write(vfd, buf, len, off);
+	free(buf);
+	*pos += ENTRY_HEADER + len;
+	return err;
+}
+
+static int replay(int jfd, int vfd, uint64_t pos, uint32_t count, uint64_t jsize, bool data)
+{
+	int err = 0;
+	for (uint32_t i = 0; i < count && !err; i++)
+		err = replay_entry(jfd, vfd, &pos, jsize, data);
+	return err;
+}
+
+/* A journal for another image is refused (when the image's footer, disabled
+ * or not, can still be read). */
+static int same_image(int vfd, const char *name, const uint8_t uuid[16])
+{
+	struct vu_ctx c = { .fd = vfd };
+	bool blk;
+	if (fd_size(vfd, name, &c.size, &blk))
+		return vu_lib_errno();
+	return vu_read_footer(&c, &c.footer, true) || !memcmp(c.footer.uuid, uuid, 16) ? 0 : -EINVAL;
+}
+
+/* Writes every entry back (metadata, then data), truncates the VHD to its
+ * old end and removes the journal.  *STAGE names what failed, in blktap's
+ * words (opening, reverting, removing). */
+static int revert(const char *name, const char *jname, const char **stage)
+{
+	uint8_t h[SECTOR];
+	uint64_t jsize, vsize;
+	bool blk, vblk = false;
 	int err, vfd = open(name, O_RDWR | O_CLOEXEC), jfd = open(jname, O_RDONLY | O_CLOEXEC);
+	*stage = "opening";
 	if (vfd < 0 || jfd < 0) {
 		err = -errno;
 		goto out;
 	}
-	if ((err = full_read(jfd, h, sizeof h, 0)) || memcmp(h, JOURNAL_COOKIE, 8)) {
-		err = -EINVAL;
+	if ((err = fd_size(jfd, jname, &jsize, &blk) ? vu_lib_errno() : full_read(jfd, h, sizeof h, 0)))
+		goto out;
+	uint64_t footer_off = get_be64(h + 24);
+	uint32_t meta = get_be32(h + 36), data = get_be32(h + 32);
+	if (memcmp(h, JOURNAL_COOKIE, 8) || !meta || footer_off % SECTOR ||
+	    footer_off > (uint64_t)INT64_MAX - FOOTER_SIZE) {
+		err = -EINVAL;   /* not a journal, or a committed one: nothing to undo */
 		goto out;
 	}
-	uint64_t footer_off = get_be64(h + 24);
-	uint32_t counts[2] = { get_be32(h + 36), get_be32(h + 32) };
-	uint64_t starts[2] = { get_be64(h + 48), get_be64(h + 40) };
-	for (int kind = 0; kind < 2 && !err; kind++) {
-		uint64_t pos = starts[kind];
-		for (uint32_t i = 0; i < counts[kind] && !err; i++) {
-			if ((err = full_read(jfd, e, sizeof e, pos)))
-				break;
-			uint32_t len = get_be32(e + 12), sum = get_be32(e + 24);
-			uint64_t off = get_be64(e + 16);
-			uint8_t *data = get_be64(e) == ENTRY_COOKIE && len <= (64u << 20) ? malloc(len + 1)
-			                                                                   : NULL;
-			memset(e + 24, 0, 4);
-			if (!data || full_read(jfd, data, len, pos + ENTRY_HEADER) ||
-			    ~sum_bytes(data, len, sum_bytes(e, sizeof e, 0)) != sum)
-				err = -EINVAL;
-			else
-				err = full_write(vfd, data, len, off);
-			free(data);
-			pos += ENTRY_HEADER + len;
-		}
-	}
-	bool blk;
-	uint64_t vsize;
-	if (!err && !fd_size(vfd, name, &vsize, &blk) && !blk &&
+	if ((err = same_image(vfd, name, h + 8)) ||
+	    (err = replay(jfd, vfd, get_be64(h + 48), meta, jsize, false)))
+		goto out;
+	*stage = "reverting";
+	if ((err = replay(jfd, vfd, get_be64(h + 40), data, jsize, true)))
+		goto out;
+	if (!fd_size(vfd, name, &vsize, &vblk) && !vblk &&
 	    ftruncate(vfd, (off_t)(footer_off + FOOTER_SIZE)) < 0)
 		err = -errno;
 	if (!err && fsync(vfd))
 		err = -errno;
-	if (!err)
-		unlink(jname);
+	if (err)
+		goto out;
+	*stage = "removing";
+	if (!blk && unlink(jname))
+		err = -errno;
 out:
 	if (vfd >= 0)
 		close(vfd);
@@ -308,7 +535,7 @@ out:
 
 int vu_revert(int argc, char **argv)
 {
-	const char *name = NULL, *jname = NULL;
+	const char *name = NULL, *jname = NULL, *stage;
 	int ch;
 	while ((ch = getopt(argc, argv, "n:j:h")) != -1) {
 		switch (ch) {
@@ -319,9 +546,9 @@ int vu_revert(int argc, char **argv)
 	}
 	if (!name || !jname || optind != argc)
 		goto usage;
-	int err = revert(name, jname);
+	int err = revert(name, jname, &stage);
 	if (err)
-		printf("revert failed: %d\n", err);
+		printf("%s journal failed: %d\n", stage, err);
 	return err;
 usage:
 	printf("options: <-n name> <-j journal> [-h help]\n");

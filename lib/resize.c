@@ -13,6 +13,9 @@
  * block still lies after all the metadata.
  *
  * Fixed disks: see grow_fixed().
+ *
+ * vhd_resize_plan (resize.h) lists, without writing, the byte ranges of the
+ * image a resize may overwrite: vhd-util resize -j journals them first.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +24,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "resize.h"
 
 static int sync_fd(struct vhd *v)
 {
@@ -268,25 +272,96 @@ static int move_metadata(struct vhd *v, uint32_t entries)
 	return vhd_write_header(v) || sync_fd(v);
 }
 
+/* What vhd_resize does for NEW_SIZE (rounded up to a sector here). */
+enum grow_kind { GROW_SAME, GROW_FIXED, GROW_FIELDS, GROW_IN_PLACE, GROW_MOVE };
+
+/* The grow that *NEW_SIZE needs, and the BAT entries it needs in *ENTRIES;
+ * -1 with the error set when it is refused. */
+static int grow_kind(const struct vhd *v, uint64_t *new_size, uint32_t *entries)
+{
+	uint64_t size = round_up(*new_size, SECTOR);
+	*new_size = size;
+	if (size < v->footer.curr_size)
+		return vhd_error(EINVAL, "%s: cannot shrink from %llu to %llu bytes", v->path,
+		                 (unsigned long long)v->footer.curr_size, (unsigned long long)size);
+	if (size == v->footer.curr_size)
+		return GROW_SAME;
+	if (v->footer.type == VHD_TYPE_FIXED)
+		return GROW_FIXED;
+	uint64_t blocks = div_round_up(size, v->header.block_size);
+	if (blocks > MAX_BAT_ENTRIES || size > (uint64_t)2040 << 30)
+		return vhd_error(EFBIG, "%s: %llu bytes is more than a VHD can hold", v->path,
+		                 (unsigned long long)size);
+	*entries = (uint32_t)blocks;
+	if (blocks <= v->bat_entries)
+		return GROW_FIELDS;
+	return blocks <= bat_capacity(v) ? GROW_IN_PLACE : GROW_MOVE;
+}
+
 VHD_EXPORT int vhd_resize(vhd_t *v, uint64_t new_size)
 {
 	if (!v->writable)
 		return vhd_error(EBADF, "%s: not opened for writing", v->path);
-	new_size = round_up(new_size, SECTOR);
-	if (new_size < v->footer.curr_size)
-		return vhd_error(EINVAL, "%s: cannot shrink from %llu to %llu bytes", v->path,
-		                 (unsigned long long)v->footer.curr_size, (unsigned long long)new_size);
-	if (new_size == v->footer.curr_size)
-		return 0;
-	if (v->footer.type == VHD_TYPE_FIXED)
+	uint32_t entries = 0;
+	int kind = grow_kind(v, &new_size, &entries), rc = 0;
+	if (kind < 0 || kind == GROW_SAME)
+		return kind < 0 ? -1 : 0;
+	if (kind == GROW_FIXED)
 		return grow_fixed(v, new_size);
-	uint64_t blocks = div_round_up(new_size, v->header.block_size);
-	if (blocks > MAX_BAT_ENTRIES || new_size > (uint64_t)2040 << 30)
-		return vhd_error(EFBIG, "%s: %llu bytes is more than a VHD can hold", v->path,
-		                 (unsigned long long)new_size);
-	int rc = 0;
-	if (blocks > v->bat_entries)
-		rc = blocks <= bat_capacity(v) ? grow_in_place(v, (uint32_t)blocks)
-		                               : move_metadata(v, (uint32_t)blocks);
+	if (kind == GROW_IN_PLACE)
+		rc = grow_in_place(v, entries);
+	else if (kind == GROW_MOVE)
+		rc = move_metadata(v, entries);
 	return rc ? -1 : set_size_fields(v, new_size);
+}
+
+/* ---- what a resize overwrites (resize.h) ---- */
+
+/* FN on [OFF, OFF + LEN) clipped to the end of the primary footer. */
+static int report(const struct vhd *v, vhd_range_fn fn, void *arg, uint64_t off, uint64_t len)
+{
+	uint64_t end = v->footer_offset + FOOTER_SIZE;
+	if (off >= end)
+		return 0;
+	if (len > end - off)
+		len = end - off;
+	return len ? fn(arg, off, len) : 0;
+}
+
+/* Both footers, the header, the BAT's sectors and the batmap: everything a
+ * dynamic disk's grow rewrites in place (the BAT entries of moved blocks,
+ * the new entries, the size fields, the batmap's checksum). */
+static int report_metadata(const struct vhd *v, vhd_range_fn fn, void *arg)
+{
+	int rc;
+	if ((rc = report(v, fn, arg, 0, FOOTER_SIZE)) ||
+	    (rc = report(v, fn, arg, v->footer_offset, FOOTER_SIZE)) ||
+	    (rc = report(v, fn, arg, v->footer.data_offset, HEADER_SIZE)) ||
+	    (rc = report(v, fn, arg, v->header.table_offset,
+	                 round_up((uint64_t)v->bat_entries * 4, SECTOR))))
+		return rc;
+	if (!v->has_batmap)
+		return 0;
+	if ((rc = report(v, fn, arg, v->batmap_hdr_offset, SECTOR)))
+		return rc;
+	return report(v, fn, arg, v->batmap_hdr.map_offset,
+	              (uint64_t)v->batmap_hdr.map_sectors * SECTOR);
+}
+
+/* Moved blocks go past the primary footer (the first one may cover it);
+ * the new BAT and batmap go into the region plan_layout picks, over the
+ * old places of those blocks and whatever else lay there. */
+int vhd_resize_plan(const struct vhd *v, uint64_t new_size, vhd_range_fn fn, void *arg)
+{
+	uint32_t entries = 0;
+	int kind = grow_kind(v, &new_size, &entries), rc;
+	if (kind < 0 || kind == GROW_SAME)
+		return kind < 0 ? -1 : 0;
+	if (kind == GROW_FIXED)   /* zeros from the disk's old end, then the footer */
+		return report(v, fn, arg, v->footer.curr_size, UINT64_MAX);
+	if ((rc = report_metadata(v, fn, arg)) || kind != GROW_MOVE)
+		return rc;
+	struct new_layout L;
+	plan_layout(v, entries, &L);
+	return report(v, fn, arg, L.table_offset, L.end - L.table_offset);
 }
