@@ -176,6 +176,10 @@ int journal_remove(const struct journal *j)
 {
 	if (unlink(j->path) && errno != ENOENT)
 		return vhd_error(errno, "%s: %s", j->path, strerror(errno));
+	/* a save killed between writing and renaming left its temporary copy */
+	char tmp[PATH_MAX];
+	if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", j->path) < sizeof tmp)
+		unlink(tmp);
 	return 0;
 }
 
