@@ -548,6 +548,12 @@ static int check_writable_layers(struct merge *m)
 	const struct vhd *child = m->top;
 	for (unsigned i = 0; i < m->layers; i++, child = child->parent) {
 		const struct vhd *v = child->parent;
+		/* a raw parent is named by the child's locators alone, which can
+		 * name any file: write only to one beside the child */
+		if (v->is_raw && !same_directory(v->path, child->path))
+			return vhd_error(EPERM, "%s: raw parent outside %s's directory: a locator can "
+			                        "name any file (--force to merge into it anyway)",
+			                 v->path, child->path);
 		/* a raw image has no hidden flag: its write lock is what is held */
 		if (!v->is_raw && !v->footer.hidden)
 			return vhd_error(EPERM, "%s: not hidden: merging would change the content "

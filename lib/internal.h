@@ -285,6 +285,8 @@ bool vhd_has_raw_parent(const struct vhd *v);
 const char *raw_parent_problem(const char *path);
 /* Open PATH as a raw image (WRITABLE: O_RDWR and the exclusive lock). */
 struct vhd *vhd_open_raw(const char *path, bool writable);
+/* Do A and B (resolved) lie in the same directory? */
+bool same_directory(const char *a, const char *b);
 /* The raw parent's path of V (locators, then the header's parent name
  * beside V; the first existing one), caller frees; NULL with the error. */
 char *vhd_find_raw_parent(const struct vhd *v);

@@ -281,7 +281,7 @@ static bool file_exists(const char *p)
 	return access(p, F_OK) == 0;
 }
 
-static bool same_directory(const char *a, const char *b)
+bool same_directory(const char *a, const char *b)
 {
 	char ra[PATH_MAX], rb[PATH_MAX];
 	if (!realpath(a, ra) || !realpath(b, rb))

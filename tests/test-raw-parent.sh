@@ -114,6 +114,17 @@ expect_exit 4 "$VHD" coalesce child.vhd
 cmp -s raw.img "$TMP/raw.orig" || fail "a refused coalesce wrote the raw parent"
 rm sib.vhd
 
+# ---- coalesce: a raw parent outside the child's directory (a locator can
+# name any file) is refused without --force
+mkdir -p "$TMP/elsewhere"; cp "$TMP/raw.orig" "$TMP/elsewhere/victim.img"
+"$VHD" snapshot --raw-parent "$TMP/elsewhere/victim.img" far.vhd || fail "snapshot --raw-parent"
+head -c 4096 /dev/urandom | "$VHDIO" write far.vhd 0 || fail "vhd-io write far.vhd"
+expect_exit 4 "$VHD" coalesce far.vhd
+cmp -s "$TMP/elsewhere/victim.img" "$TMP/raw.orig" || fail "coalesce wrote a raw parent outside the SR"
+"$VHD" coalesce --force far.vhd || fail "coalesce --force into an outside raw parent"
+cmp -s "$TMP/elsewhere/victim.img" "$TMP/raw.orig" && fail "coalesce --force did not write"
+rm far.vhd
+
 # ---- coalesce, killed (kill -9, power loss) at points of the run, resumed
 cp raw.img "$TMP/pristine.img"; cp child.vhd "$TMP/pristine.vhd"
 restore() { rm -f .vhdkit-*; cp "$TMP/pristine.img" raw.img; cp "$TMP/pristine.vhd" child.vhd; }
