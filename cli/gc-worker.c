@@ -216,6 +216,14 @@ static uint64_t mix(uint64_t h, const void *data, size_t len)
 	return h;
 }
 
+/* A differencing VHD whose parent is a raw image (nil parent UUID, blktap's
+ * snapshot -m): the parent is not a VHD of the SR and is never touched. */
+static bool raw_parent(const struct vhd_sr_entry *e)
+{
+	static const uint8_t nil[16];
+	return e->type == VHD_TYPE_DIFF && e->ok && !memcmp(e->parent_uuid, nil, sizeof nil);
+}
+
 static void check_all(struct plan *p)
 {
 	struct vhd_sr *sr = p->sr;
@@ -233,7 +241,7 @@ static void check_all(struct plan *p)
 		p->signature = mix(p->signature, &e->mtime_ns, sizeof e->mtime_ns);
 		p->signature = mix(p->signature, &e->file_size, sizeof e->file_size);
 		char defect[256];
-		if (e->type == VHD_TYPE_DIFF && e->parent_missing && e->ok)
+		if (e->type == VHD_TYPE_DIFF && e->parent_missing && e->ok && !raw_parent(e))
 			snprintf(defect, sizeof defect, "parent not found in the SR");
 		else if (check_entry(e, defect, sizeof defect))
 			continue;
@@ -635,6 +643,10 @@ static void log_decisions(struct gc *g, struct plan *p, uint64_t *last_sig)
 	for (unsigned i = 0; i < p->nbroken; i++)
 		gc_log(g, true, "decision: %s is damaged, never touched: %s", p->broken[i].vhd,
 		       p->broken[i].defect);
+	for (size_t i = 0; i < p->sr->count; i++)
+		if (raw_parent(&p->sr->entries[i]))
+			gc_log(g, false, "decision: the parent of %s is a raw image, not a VHD of "
+			       "the SR: it is left alone", p->sr->entries[i].name);
 	for (unsigned i = 0; i < p->n; i++) {
 		const struct gc_item *it = &p->items[i];
 		gc_log(g, false, "decision: %s %s%s%s (%llu bytes, chain depth %u)%s%s",

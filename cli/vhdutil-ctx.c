@@ -107,6 +107,26 @@ int vu_read_footer(struct vu_ctx *c, struct vhd_footer *f, bool ignore_disabled)
 	return footer_at(c, f, 0, FOOTER_SIZE, ignore_disabled);
 }
 
+/* VU_OPEN_BACKUP_FOOTER (blktap's VHD_OPEN_USE_BKP_FOOTER): only the copy at
+ * offset 0 is read. */
+static int backup_footer(struct vu_ctx *c, struct vhd_footer *f, bool ignore_disabled)
+{
+	memset(f, 0, sizeof *f);
+	if (c->size < FOOTER_SIZE)
+		return -EIO;
+	return footer_at(c, f, 0, FOOTER_SIZE, ignore_disabled);
+}
+
+/* VU_OPEN_FAST (blktap's VHD_OPEN_FAST): the footer copy at offset 0 and the
+ * header, read as one 1536-byte piece (a shorter file: -EIO). */
+static int fast_footer(struct vu_ctx *c, struct vhd_footer *f, bool ignore_disabled)
+{
+	memset(f, 0, sizeof *f);
+	if (c->size < FOOTER_SIZE + HEADER_SIZE)
+		return -EIO;
+	return footer_at(c, f, 0, FOOTER_SIZE, ignore_disabled);
+}
+
 int vu_read_header(struct vu_ctx *c, struct vhd_header *h)
 {
 	uint8_t buf[HEADER_SIZE];
@@ -145,8 +165,12 @@ int vu_open(struct vu_ctx *c, const char *name, int flags)
 		return -ENOMEM;
 	}
 	c->is_block = blk;
-	int err = vu_read_footer(c, &c->footer, flags & VU_OPEN_IGNORE_DISABLED);
-	if (!err && !memcmp(c->footer.cookie, "v_poison", 8) && !(flags & VU_OPEN_IGNORE_DISABLED))
+	bool ign = flags & VU_OPEN_IGNORE_DISABLED;
+	int err = flags & VU_OPEN_FAST ? fast_footer(c, &c->footer, ign)
+	          : flags & VU_OPEN_BACKUP_FOOTER ? backup_footer(c, &c->footer, ign)
+	          : vu_read_footer(c, &c->footer, ign);
+	/* as blktap, the fast open does not look for the disabled cookie */
+	if (!err && !memcmp(c->footer.cookie, "v_poison", 8) && !ign && !(flags & VU_OPEN_FAST))
 		err = -EINVAL;
 	if (!err && vu_dynamic(c)) {
 		err = vu_read_header(c, &c->header);
@@ -425,10 +449,33 @@ static int write_footer_at(struct vu_ctx *c, uint64_t off)
 	return vu_pwrite(c, buf, sizeof buf, off);
 }
 
+/* blktap's vhd_hidden: early tap images (creator version 0.1 and 1.1) keep
+ * the flag valid only in the backup footer, which must then validate. */
+int vu_hidden(struct vu_ctx *c, int *hidden)
+{
+	struct vhd_footer f;
+	uint32_t ver = c->footer.creator_version;
+	*hidden = c->footer.hidden;
+	if (!vu_dynamic(c) || memcmp(c->footer.creator_app, "tap", 3) ||
+	    (ver != 0x00000001u && ver != 0x00010001u))
+		return 0;
+	int err = backup_footer(c, &f, true);
+	if (!err)
+		*hidden = f.hidden;
+	return err;
+}
+
+/* At the end of data (a block device: its last sector), as libvhd. */
 int vu_write_footer(struct vu_ctx *c)
 {
 	uint64_t end;
-	int err = vu_end_of_data(c, &end);
+	int err = 0;
+	if (c->is_block && c->size < FOOTER_SIZE)
+		return -EINVAL;
+	if (c->is_block)
+		end = c->size - FOOTER_SIZE;
+	else
+		err = vu_end_of_data(c, &end);
 	if (err)
 		return err;
 	if ((err = write_footer_at(c, end)))

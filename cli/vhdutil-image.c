@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
+#include <uuid/uuid.h>
 
 #include "vhdutil.h"
 
@@ -210,96 +212,117 @@ usage:
 	return -EINVAL;
 }
 
+/* blktap's marker without a batmap (fixed disks, other creators): an
+ * extended attribute of the file, read back by query -m and scan -M. */
+#define MARKER_XATTR "user.com.citrix.xenclient.backend.marker"
+
 /* The batmap header's marker byte; the map and its checksum are kept
  * (blktap's `set -f marker` leaves a batmap that no longer validates). */
-static int set_marker(const char *name, unsigned long value)
+static int set_marker(struct vu_ctx *c, uint8_t value)
 {
-	struct vhd *v = vhd_open_file(name, VHD_OPEN_RDWR, false);
+	if (!vu_has_batmap(c))
+		return fsetxattr(c->fd, MARKER_XATTR, &value, 1, 0) < 0 ? -errno : 0;
+	struct vhd *v = vhd_open_file(c->file, VHD_OPEN_RDWR, false);
 	if (!v)
 		return vu_lib_errno();
 	int err = 0;
 	if (!v->has_batmap)
 		err = -EINVAL;
 	else {
-		v->batmap_hdr.marker = (uint8_t)value;
-		if (vhd_write_batmap(v) || fsync(v->fd))
-			err = vu_lib_errno();
+		v->batmap_hdr.marker = value;
+		err = vhd_write_batmap(v) ? vu_lib_errno() : fsync(v->fd) < 0 ? -errno : 0;
 	}
 	vhd_free(v);
 	return err;
 }
 
-static int set_hidden(const char *name, unsigned long value)
+/* The footer byte as given (blktap stores any value 0-255), written in
+ * place under the write lock. */
+static int set_hidden(const char *name, uint8_t value)
 {
-	vhd_t *v = vhd_open(name, VHD_OPEN_RDWR | VHD_OPEN_NO_PARENT);
+	struct vhd *v = vhd_open_file(name, VHD_OPEN_RDWR, false);
 	if (!v)
 		return vu_lib_errno();
-	int err = vhd_set_hidden(v, (int)value) ? vu_lib_errno() : 0;
-	if (vhd_close(v) && !err)
-		err = vu_lib_errno();
+	v->footer.hidden = value;
+	int err = vhd_write_footers(v) ? vu_lib_errno() : fsync(v->fd) < 0 ? -errno : 0;
+	vhd_free(v);
 	return err;
+}
+
+/* blktap's checks, in its order, after the options: the field name, then
+ * the value's range (parsed by strtol, trailing text ignored). */
+static bool field_ok(const char *field, long value)
+{
+	if (strnlen(field, 25) >= 25)
+		printf("invalid field\n");
+	else if (strcmp(field, "hidden") && strcmp(field, "marker"))
+		printf("invalid field %s\n", field);
+	else if (value < 0 || value > 255)
+		printf("invalid value %ld\n", value);
+	else
+		return true;
+	return false;
 }
 
 int vu_set(int argc, char **argv)
 {
-	const char *name = NULL, *field = NULL, *value = NULL;
-	int ch;
+	const char *name = NULL, *field = NULL;
+	long value = 0;
+	struct vu_ctx c;
+	int ch, err = -EINVAL;
 	while ((ch = getopt(argc, argv, "n:f:v:h")) != -1) {
 		switch (ch) {
 		case 'n': name = optarg; break;
 		case 'f': field = optarg; break;
-		case 'v': value = optarg; break;
+		case 'v': err = 0; value = strtol(optarg, NULL, 10); break;
 		default: goto usage;
 		}
 	}
-	if (!name || !field || !value || optind != argc)
-		goto usage;
-	char *end;
-	unsigned long v = strtoul(value, &end, 10);
-	if (*end || (!strcmp(field, "hidden") && v > 1) || v > 255) {
-		printf("invalid value %s for %s\n", value, field);
-		return -EINVAL;
-	}
-	if (!strcmp(field, "hidden"))
-		return set_hidden(name, v);
-	if (!strcmp(field, "marker"))
-		return set_marker(name, v);
-	printf("invalid field %s\n", field);
-usage:
-	printf("options: <-n name> <-f field> <-v value> [-h help]\n");
-	return -EINVAL;
-}
-
-int vu_repair(int argc, char **argv)
-{
-	const char *name = NULL;
-	bool backup = false;
-	struct vu_ctx c;
-	int ch, err;
-	while ((ch = getopt(argc, argv, "n:bh")) != -1) {
-		switch (ch) {
-		case 'n': name = optarg; break;
-		case 'b': backup = true; break;
-		default: goto usage;
-		}
-	}
-	if (!name || optind != argc)
+	if (!name || !field || optind != argc || err || !field_ok(field, value))
 		goto usage;
 	if ((err = vu_open(&c, name, VU_OPEN_RDWR))) {
 		printf("error opening %s: %d\n", name, err);
 		return err;
 	}
-	if (backup && vu_dynamic(&c)) {
-		uint8_t raw[FOOTER_SIZE];
-		if (!(err = vu_pread(&c, raw, sizeof raw, 0)))
-			footer_decode(&c.footer, raw);
+	err = !strcmp(field, "hidden") ? set_hidden(name, (uint8_t)value)
+	                               : set_marker(&c, (uint8_t)value);
+	vu_close(&c);
+	return err;
+usage:
+	printf("options: <-n name> <-f field> <-v value> [-h help]\n");
+	return -EINVAL;
+}
+
+/* blktap's repair: the footer (with -b, the copy at offset 0, which must be
+ * valid) is written back at the end of data and at offset 0, with a UUID
+ * generated if it has none. */
+int vu_repair(int argc, char **argv)
+{
+	const char *name = NULL;
+	int flags = VU_OPEN_RDWR;
+	struct vu_ctx c;
+	int ch, err;
+	while ((ch = getopt(argc, argv, "n:bh")) != -1) {
+		switch (ch) {
+		case 'n': name = optarg; break;
+		case 'b': flags |= VU_OPEN_BACKUP_FOOTER; break;
+		default: goto usage;
+		}
 	}
-	if (!err && (err = vu_write_footer(&c)))
+	if (!name || optind != argc)
+		goto usage;
+	if ((err = vu_open(&c, name, flags))) {
+		printf("error opening %s: %d\n", name, err);
+		return err;
+	}
+	if (uuid_is_nil(c.footer.uuid))
+		uuid_generate(c.footer.uuid);
+	if ((err = vu_write_footer(&c)))
 		printf("error writing footer: %d\n", err);
 	vu_close(&c);
 	return err;
 usage:
-	printf("options: <-n name> [-b use the backup footer] [-h help]\n");
+	printf("options: <-n name> <-b use the back-up footer> [-h help]\n");
 	return -EINVAL;
 }
 

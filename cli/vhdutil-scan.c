@@ -1,9 +1,17 @@
 /* vhdutil-scan.c - `vhd-util scan`: list VHDs, or print them as a forest.
  *
- * Unlike blktap, -f lists files in sorted order (blktap's order is the
- * directory's, which is arbitrary).  LVM volume groups (-l) are not
- * scanned: give the volumes' device paths as file names instead. */
+ * As blktap's: -f opens fast (the footer copy at offset 0 and the header),
+ * -a adds each parent found, a raw parent (nil parent UUID) as a raw target
+ * (capacity and size the file's, hidden=1, no parent), -M reads the batmap's
+ * marker and key hash or, without a batmap, the file's extended attributes.
+ * Deliberate differences: -f lists files in sorted order (blktap's order is
+ * the directory's, which is arbitrary) and lists fixed VHDs (blktap's fast
+ * open fails on them with -22); with -c a name that cannot be stat'ed is
+ * reported once (blktap also prints an empty "vhd=" line for it); LVM
+ * volume groups (-l) are not scanned: give the volumes' device paths as file
+ * names instead. */
 #include <errno.h>
+#include <fcntl.h>
 #include <glob.h>
 #include <inttypes.h>
 #include <libgen.h>
@@ -12,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "vhdutil.h"
@@ -35,9 +44,19 @@ struct image {
 	bool printed;
 };
 
+#define MAX_NAME_LEN 1024   /* blktap's VHD_MAX_NAME_LEN */
+#define MARKER_XATTR "user.com.citrix.xenclient.backend.marker"
+#define KEYHASH_XATTR "user.com.citrix.xenclient.backend.keyhash"
+
+struct target {
+	char *name;
+	bool raw;        /* a raw parent found by -a: listed, never opened */
+	uint64_t size;   /* the file's size when it was added */
+};
+
 struct scan {
 	int flags;
-	char **targets;
+	struct target *targets;
 	size_t ntargets;
 	struct image *images;   /* pretty mode: collected, printed at the end */
 	size_t nimages;
@@ -75,11 +94,17 @@ static void print_image(const struct scan *s, const struct image *im, int tab)
 	}
 }
 
-static void scan_error(struct scan *s, const char *file, int err)
+static void scan_error(const char *file, int err)
 {
-	struct image im = { .name = (char *)file, .error = err,
-	                    .message = "failure scanning target" };
-	print_image(s, &im, 0);
+	printf("vhd=%s scan-error=%d error-message='failure scanning target'\n", file, err);
+}
+
+/* glob's error callback, as blktap's: report the directory with the
+ * (positive) errno and stop the glob. */
+static int glob_error(const char *path, int err)
+{
+	scan_error(path, err);
+	return err;
 }
 
 static int get_parent(struct scan *s, struct vu_ctx *c, struct image *im)
@@ -104,8 +129,30 @@ static int get_parent(struct scan *s, struct vu_ctx *c, struct image *im)
 	return loc ? vu_locator_read(c, loc, &im->parent) : -EINVAL;
 }
 
+/* fgetxattr as blktap's xattr_get: an absent attribute (or none supported)
+ * reads as zeros. */
+static int get_xattr(int fd, const char *name, void *value, size_t size)
+{
+	memset(value, 0, size);
+	if (fgetxattr(fd, name, value, size) < 0 && errno != ENODATA && errno != ENOTSUP)
+		return -errno;
+	return 0;
+}
+
 static int get_markers(struct vu_ctx *c, struct image *im)
 {
+	uint8_t marker, keyhash[65];
+	if (!vu_has_batmap(c)) {
+		int err = get_xattr(c->fd, MARKER_XATTR, &marker, 1);
+		if (!err)
+			err = get_xattr(c->fd, KEYHASH_XATTR, keyhash, sizeof keyhash);
+		if (err)
+			return err;
+		im->marker = marker;
+		im->keyhash_cookie = keyhash[0];
+		memcpy(im->hash, keyhash + 33, 32);
+		return 0;
+	}
 	int err = vu_get_batmap(c);
 	if (err)
 		return err;
@@ -115,29 +162,61 @@ static int get_markers(struct vu_ctx *c, struct image *im)
 	return 0;
 }
 
-/* Fills IM for TARGET; returns 0 or the error recorded in IM. */
-static int scan_target(struct scan *s, const char *target, struct image *im, struct vu_ctx *c)
+/* -f reads the footer copy at offset 0, which a fixed VHD lacks: vhdkit
+ * then opens it normally (blktap reports -22). */
+static int open_target(struct scan *s, const char *name, struct vu_ctx *c)
 {
-	struct stat st;
-	int err;
-	if (s->flags & SCAN_PRETTY) {
-		im->name = realpath(target, NULL);
-		if (!im->name) {
-			im->error = -errno;
-			im->name = strdup(target);
-			im->message = "resolving name";
-			return im->error;
-		}
-	} else {
-		im->name = strdup(target);
+	if (!(s->flags & SCAN_FAST))
+		return vu_open(c, name, VU_OPEN_IGNORE_DISABLED);
+	int err = vu_open(c, name, VU_OPEN_IGNORE_DISABLED | VU_OPEN_FAST);
+	if (err != -EINVAL || vu_open(c, name, VU_OPEN_IGNORE_DISABLED))
+		return err;
+	if (c->footer.type == VHD_TYPE_FIXED)
+		return 0;
+	vu_close(c);
+	return err;
+}
+
+static int image_name(struct scan *s, const struct target *t, struct image *im)
+{
+	if (!(s->flags & SCAN_PRETTY)) {
+		im->name = strdup(t->name);
+		return 0;
 	}
-	if ((err = vu_open(c, target, VU_OPEN_IGNORE_DISABLED))) {
+	im->name = realpath(t->name, NULL);
+	if (im->name)
+		return 0;
+	im->error = -errno;
+	im->name = strdup(t->name);
+	im->message = "resolving name";
+	return im->error;
+}
+
+/* Fills IM for target T; returns 0 or the error recorded in IM. */
+static int scan_target(struct scan *s, const struct target *t, struct image *im,
+                       struct vu_ctx *c)
+{
+	int err, hidden;
+	if (image_name(s, t, im))
+		return im->error;
+	im->size = t->size;
+	if (t->raw) {   /* as blktap: not opened, hidden, its own capacity */
+		im->capacity = t->size;
+		im->hidden = 1;
+		return 0;
+	}
+	if ((err = open_target(s, t->name, c))) {
 		im->message = "opening file";
 		return im->error = err;
 	}
-	im->size = stat(target, &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : c->size;
+	if (c->is_block)
+		im->size = c->size;
 	im->capacity = c->footer.curr_size;
-	im->hidden = c->footer.hidden;
+	if ((err = vu_hidden(c, &hidden))) {
+		im->message = "checking 'hidden' field";
+		return im->error = err;
+	}
+	im->hidden = (uint8_t)hidden;
 	if ((s->flags & SCAN_MARKERS) && (err = get_markers(c, im))) {
 		im->message = "checking markers";
 		return im->error = err;
@@ -149,22 +228,51 @@ static int scan_target(struct scan *s, const char *target, struct image *im, str
 	return 0;
 }
 
-static int add_target(struct scan *s, const char *file)
+/* A block device's size (blktap takes st_size, 0: vhdkit reads block
+ * devices as files of the device's size). */
+static uint64_t block_size_of(const char *dev)
 {
-	for (size_t i = 0; i < s->ntargets; i++)
-		if (!strcmp(base(s->targets[i]), base(file)))
-			return 0;
+	uint64_t size = 0;
+	bool blk;
+	int fd = open(dev, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 && fd_size(fd, dev, &size, &blk))
+		size = 0;
+	if (fd >= 0)
+		close(fd);
+	return size;
+}
+
+/* Appends FILE (stat'ed now, as blktap's target) to the targets. */
+static int push_target(struct scan *s, const char *file, bool raw)
+{
 	struct stat st;
 	if (stat(file, &st) < 0)
 		return -errno;
-	char **t = realloc(s->targets, (s->ntargets + 1) * sizeof *t);
+	if (strlen(file) >= MAX_NAME_LEN)
+		return -ENAMETOOLONG;
+	struct target *t = realloc(s->targets, (s->ntargets + 1) * sizeof *t);
 	if (!t)
 		return -ENOMEM;
 	s->targets = t;
-	if (!(t[s->ntargets] = strdup(file)))
+	t += s->ntargets;
+	t->raw = raw;
+	t->size = (uint64_t)st.st_size;
+	if (S_ISBLK(st.st_mode))
+		t->size = block_size_of(file);
+	if (!(t->name = strdup(file)))
 		return -ENOMEM;
 	s->ntargets++;
 	return 0;
+}
+
+/* -a: a parent is added once (by base name, as blktap); a nil parent UUID
+ * makes it a raw target. */
+static int add_target(struct scan *s, const char *file, bool raw)
+{
+	for (size_t i = 0; i < s->ntargets; i++)
+		if (!strcmp(base(s->targets[i].name), base(file)))
+			return 0;
+	return push_target(s, file, raw);
 }
 
 static void keep_image(struct scan *s, struct image *im)
@@ -183,30 +291,30 @@ drop:
 	free(im->parent);
 }
 
+static void add_parent(struct scan *s, const struct vu_ctx *c, const struct image *im)
+{
+	if (!(s->flags & SCAN_PARENTS) || !im->parent)
+		return;
+	int e = add_target(s, im->parent, uuid_is_nil(c->header.parent_uuid));
+	if (e)
+		scan_error(im->parent, e);
+}
+
 static int scan_targets(struct scan *s)
 {
 	int err = 0, ret = 0;
 	for (size_t t = 0; t < s->ntargets; t++) {
 		struct image im = { 0 };
 		struct vu_ctx c = { .fd = -1 };
-		err = scan_target(s, s->targets[t], &im, &c);
+		err = scan_target(s, &s->targets[t], &im, &c);
 		if (err)
 			ret = -EAGAIN;
 		if (!im.error && (s->flags & SCAN_PRETTY)) {
-			im.parent_image = NULL;
-			if ((s->flags & SCAN_PARENTS) && im.parent) {
-				int e = add_target(s, im.parent);
-				if (e)
-					scan_error(s, im.parent, e);
-			}
+			add_parent(s, &c, &im);
 			keep_image(s, &im);
 		} else {
 			print_image(s, &im, 0);
-			if ((s->flags & SCAN_PARENTS) && im.parent) {
-				int e = add_target(s, im.parent);
-				if (e)
-					scan_error(s, im.parent, e);
-			}
+			add_parent(s, &c, &im);
 			free(im.name);
 			free(im.parent);
 		}
@@ -270,37 +378,34 @@ static void print_forest(struct scan *s)
 	free(s->images);
 }
 
+/* blktap's glob: GLOB_BRACE, errors reported through glob_error; no match
+ * is an error only when glob left an errno (a name without wildcards that
+ * does not exist: -ENOENT). */
+static int glob_targets(const char *filter, glob_t *g)
+{
+	errno = 0;
+	int r = glob(filter, GLOB_BRACE, glob_error, g);
+	int err = r == GLOB_NOSPACE ? -ENOMEM : r == GLOB_ABORTED ? -EIO
+	          : r == GLOB_NOMATCH ? -errno : 0;
+	if (err)
+		scan_error(filter, err);
+	return err;
+}
+
 static int find_targets(struct scan *s, const char *filter, int n, char **names)
 {
 	glob_t g = { 0 };
-	int err = 0;
-	if (filter) {
-		int r = glob(filter, GLOB_BRACE, NULL, &g);
-		if (r == GLOB_NOSPACE || r == GLOB_ABORTED) {
-			err = r == GLOB_NOSPACE ? -ENOMEM : -EIO;
-			scan_error(s, filter, err);
-			return err;
-		}
-	}
+	int err = filter ? glob_targets(filter, &g) : 0;
 	for (size_t i = 0; !err && i < g.gl_pathc + (size_t)n; i++) {
 		const char *f = i < g.gl_pathc ? g.gl_pathv[i] : names[i - g.gl_pathc];
-		struct stat st;
-		char **t = realloc(s->targets, (s->ntargets + 1) * sizeof *t);
-		if (!t) {
-			err = -ENOMEM;
-			break;
-		}
-		s->targets = t;
-		if (stat(f, &st) < 0) {
-			scan_error(s, f, -errno);
+		int e = push_target(s, f, false);
+		if (e == -ENOMEM)
+			err = e;
+		else if (e) {
+			scan_error(f, e);
 			if (!(s->flags & SCAN_NOFAIL))
-				err = -errno;
-			continue;
+				err = e;
 		}
-		if (!(t[s->ntargets] = strdup(f)))
-			err = -ENOMEM;
-		else
-			s->ntargets++;
 	}
 	if (filter)
 		globfree(&g);
@@ -343,7 +448,7 @@ int vu_scan(int argc, char **argv)
 			print_forest(&s);
 	}
 	for (size_t i = 0; i < s.ntargets; i++)
-		free(s.targets[i]);
+		free(s.targets[i].name);
 	free(s.targets);
 	return (s.flags & SCAN_NOFAIL) ? 0 : err;
 usage:

@@ -15,6 +15,8 @@
 
 #define VU_OPEN_RDWR 1
 #define VU_OPEN_IGNORE_DISABLED 2   /* accept a footer disabled by resize -j */
+#define VU_OPEN_BACKUP_FOOTER 4     /* read only the footer copy at offset 0 */
+#define VU_OPEN_FAST 8              /* footer copy at 0 and header (scan -f) */
 
 /* An image as libvhd sees it. */
 struct vu_ctx {
@@ -55,8 +57,11 @@ int vu_parent_name(const struct vhd_header *h, char **name);
 int vu_parent_get(struct vu_ctx *c, char **parent);
 int vu_find_parent(struct vu_ctx *c, const char *name, char **location);
 int vu_chain_depth(struct vu_ctx *c, int *depth);
-/* Write the footer at the end of data (and the backup), truncating a file
- * after it, as libvhd's vhd_write_footer.  0 or -errno. */
+/* The hidden flag as libvhd reads it (the backup's for early tap images). */
+int vu_hidden(struct vu_ctx *c, int *hidden);
+/* Write the footer at the end of data (a block device: at its end) and the
+ * backup, truncating a file after it, as libvhd's vhd_write_footer.  0 or
+ * -errno. */
 int vu_write_footer(struct vu_ctx *c);
 int vu_pread(struct vu_ctx *c, void *buf, size_t len, uint64_t off);
 int vu_pwrite(struct vu_ctx *c, const void *buf, size_t len, uint64_t off);
