@@ -287,6 +287,8 @@ const char *raw_parent_problem(const char *path);
 struct vhd *vhd_open_raw(const char *path, bool writable);
 /* Do A and B (resolved) lie in the same directory? */
 bool same_directory(const char *a, const char *b);
+/* Take V's exclusive flock (EBUSY "in use" when another process holds it). */
+int lock_exclusive(struct vhd *v);
 /* The raw parent's path of V (locators, then the header's parent name
  * beside V; the first existing one), caller frees; NULL with the error. */
 char *vhd_find_raw_parent(const struct vhd *v);

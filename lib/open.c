@@ -195,7 +195,8 @@ static int heal_backup_footer(struct vhd *v)
 	return 0;
 }
 
-static int lock_leaf(struct vhd *v)
+/* The writer's lock (see LOCKING in the man page). */
+int lock_exclusive(struct vhd *v)
 {
 	if (flock(v->fd, LOCK_EX | LOCK_NB) == 0)
 		return 0;
@@ -222,7 +223,7 @@ struct vhd *vhd_open_file(const char *path, int flags, bool lax)
 		vhd_error(errno, "%s: %s", path, strerror(errno));
 		goto fail;
 	}
-	if (v->writable && !(flags & VHD_OPEN_NO_LOCK) && lock_leaf(v))
+	if (v->writable && !(flags & VHD_OPEN_NO_LOCK) && lock_exclusive(v))
 		goto fail;
 	if (fd_size(v->fd, path, &v->file_size, &v->is_blockdev) || load_footer(v, lax))
 		goto fail;

@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -63,16 +62,6 @@ const char *raw_parent_problem(const char *path)
 	return why;
 }
 
-static int lock_raw(struct vhd *v)
-{
-	if (flock(v->fd, LOCK_EX | LOCK_NB) == 0)
-		return 0;
-	if (errno == EWOULDBLOCK)
-		return vhd_error(EBUSY, "%s: in use: another process has it open for writing",
-		                 v->path);
-	return vhd_error(errno, "%s: cannot lock: %s", v->path, strerror(errno));
-}
-
 static void synthesize_footer(struct vhd *v)
 {
 	struct vhd_footer *f = &v->footer;
@@ -106,7 +95,7 @@ struct vhd *vhd_open_raw(const char *path, bool writable)
 		vhd_error(errno, "%s: %s", path, strerror(errno));
 		goto fail;
 	}
-	if ((writable && lock_raw(v)) || fd_size(v->fd, path, &v->file_size, &v->is_blockdev))
+	if ((writable && lock_exclusive(v)) || fd_size(v->fd, path, &v->file_size, &v->is_blockdev))
 		goto fail;
 	synthesize_footer(v);
 	return v;
