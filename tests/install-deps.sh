@@ -1,8 +1,10 @@
 #!/bin/sh
-# install-deps.sh - install the Debian packages the build and the tests need,
+# install-deps.sh - install the Debian packages the build, the tests and the
+# benchmarks (fio: bench-coalesce.sh) need,
 # when missing (as root; otherwise say what is missing and fail).
 PKGS="gcc make pkg-config uuid-dev libjson-c-dev libmicrohttpd-dev qemu-utils
-      libvhdi-utils python3-libvhdi clang scdoc procps util-linux coreutils"
+      libvhdi-utils python3-libvhdi clang scdoc procps util-linux coreutils
+      python3 fio"
 missing=
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
