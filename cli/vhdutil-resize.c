@@ -91,7 +91,12 @@ static int full_read(int fd, void *buf, size_t len, uint64_t off)
 static int journal_add(struct journal *j, uint32_t type, uint64_t off, uint32_t len)
 {
 	uint8_t hdr[ENTRY_HEADER] = { 0 };
-	uint8_t *data = malloc(len ? len : 1);
+	uint64_t image_end = j->footer_off + FOOTER_SIZE;
+	/* what revert would refuse (a damaged locator's size, say) is refused
+	 * now, before anything is allocated or written */
+	if (!len || len % SECTOR || len > MAX_ENTRY || off > image_end || len > image_end - off)
+		return -EINVAL;
+	uint8_t *data = malloc(len);
 	int err = data ? vu_pread(j->c, data, len, off) : -ENOMEM;
 	if (!err) {
 		put_be64(hdr, ENTRY_COOKIE);
@@ -438,40 +443,72 @@ usage:
 
 /* ---- revert ---- */
 
-/* Entry header at POS of the journal (JSIZE bytes): its data checked, then
- * written back to the VHD.  *POS moves past the entry. */
-static int replay_entry(int jfd, int vfd, uint64_t *pos, uint64_t jsize, bool data)
+/* What the journal's header says. */
+struct jhead {
+	uint64_t footer_off;        /* the image's primary footer before the resize */
+	uint64_t meta_off, data_off, jsize;
+	uint32_t meta, data;        /* entry counts */
+};
+
+/* One entry, read and checked. */
+struct jentry {
+	uint32_t type, len;
+	uint64_t off;
+	uint8_t *buf;
+};
+
+/* Reads the entry at *POS and checks it: cookie, a type of the kind
+ * expected (DATA), a size the journal holds, the checksum, and a place
+ * inside the image as it was before the resize (the only bytes a resize
+ * journals).  *POS moves past it; E->buf is the caller's to free. */
+static int load_entry(int jfd, const struct jhead *h, uint64_t *pos, bool data,
+                      struct jentry *e)
 {
-	uint8_t e[ENTRY_HEADER];
-	int err = *pos > jsize || jsize - *pos < ENTRY_HEADER ? -EINVAL
-	                                                        : full_read(jfd, e, sizeof e, *pos);
-	if (err)
-		return err;
-	uint32_t type = get_be32(e + 8), len = get_be32(e + 12), sum = get_be32(e + 24);
-	uint64_t off = get_be64(e + 16);
-	if (get_be64(e) != ENTRY_COOKIE || !len || len % SECTOR || len > MAX_ENTRY ||
-	    jsize - *pos - ENTRY_HEADER < len || (type == J_DATA) != data || !type ||
-	    type > J_DATA || off > (uint64_t)INT64_MAX - len)
+	uint8_t hdr[ENTRY_HEADER];
+	uint64_t image_end = h->footer_off + FOOTER_SIZE;
+	e->buf = NULL;
+	if (*pos > h->jsize || h->jsize - *pos < ENTRY_HEADER || full_read(jfd, hdr, sizeof hdr, *pos))
 		return -EINVAL;
-	uint8_t *buf = malloc(len);
-	if (!buf)
+	e->type = get_be32(hdr + 8);
+	e->len = get_be32(hdr + 12);
+	e->off = get_be64(hdr + 16);
+	uint32_t sum = get_be32(hdr + 24);
+	if (get_be64(hdr) != ENTRY_COOKIE || !e->len || e->len % SECTOR || e->len > MAX_ENTRY ||
+	    h->jsize - *pos - ENTRY_HEADER < e->len || (e->type == J_DATA) != data || !e->type ||
+	    e->type > J_DATA || e->off > image_end || e->len > image_end - e->off)
+		return -EINVAL;
+	if (!(e->buf = malloc(e->len)))
 		return -ENOMEM;
-	memset(e + 24, 0, 4);
-	err = full_read(jfd, buf, len, *pos + ENTRY_HEADER);
-	if (!err && ~sum_bytes(buf, len, sum_bytes(e, sizeof e, 0)) != sum)
+	memset(hdr + 24, 0, 4);
+	int err = full_read(jfd, e->buf, e->len, *pos + ENTRY_HEADER);
+	if (!err && ~sum_bytes(e->buf, e->len, sum_bytes(hdr, sizeof hdr, 0)) != sum)
 		err = -EINVAL;
-	if (!err)
-		err = full_write(vfd, buf, len, off);
-	free(buf);
-	*pos += ENTRY_HEADER + len;
+	if (err) {
+		free(e->buf);
+		e->buf = NULL;
+	}
+	*pos += ENTRY_HEADER + e->len;
 	return err;
 }
 
-static int replay(int jfd, int vfd, uint64_t pos, uint32_t count, uint64_t jsize, bool data)
+enum { CHECK_ONLY, WRITE_BODY, WRITE_FOOTERS };
+
+/* The entries of one kind (DATA or metadata): checked, and with WHAT, those
+ * that are footers (WRITE_FOOTERS) or not (WRITE_BODY) written back. */
+static int replay(int jfd, int vfd, const struct jhead *h, bool data, int what)
 {
+	uint64_t pos = data ? h->data_off : h->meta_off;
+	uint32_t count = data ? h->data : h->meta;
 	int err = 0;
-	for (uint32_t i = 0; i < count && !err; i++)
-		err = replay_entry(jfd, vfd, &pos, jsize, data);
+	for (uint32_t i = 0; i < count && !err; i++) {
+		struct jentry e;
+		if ((err = load_entry(jfd, h, &pos, data, &e)))
+			break;
+		bool footer = e.type == J_FOOTER_P || e.type == J_FOOTER_C;
+		if (what != CHECK_ONLY && footer == (what == WRITE_FOOTERS))
+			err = full_write(vfd, e.buf, e.len, e.off);
+		free(e.buf);
+	}
 	return err;
 }
 
@@ -486,41 +523,64 @@ static int same_image(int vfd, const char *name, const uint8_t uuid[16])
 	return vu_read_footer(&c, &c.footer, true) || !memcmp(c.footer.uuid, uuid, 16) ? 0 : -EINVAL;
 }
 
-/* Writes every entry back (metadata, then data), truncates the VHD to its
- * old end and removes the journal.  *STAGE names what failed, in blktap's
- * words (opening, reverting, removing). */
+/* The journal's header, checked against the image (VSIZE bytes now: a
+ * resize only grows it). */
+static int load_head(int jfd, uint64_t jsize, uint64_t vsize, struct jhead *h, uint8_t uuid[16])
+{
+	uint8_t b[SECTOR];
+	int err = full_read(jfd, b, sizeof b, 0);
+	if (err)
+		return err;
+	*h = (struct jhead){ .footer_off = get_be64(b + 24), .data = get_be32(b + 32),
+	                     .meta = get_be32(b + 36), .data_off = get_be64(b + 40),
+	                     .meta_off = get_be64(b + 48), .jsize = jsize };
+	memcpy(uuid, b + 8, 16);
+	/* not a journal, a committed one (nothing to undo), or one for a larger image */
+	if (memcmp(b, JOURNAL_COOKIE, 8) || !h->meta || h->footer_off % SECTOR ||
+	    h->footer_off > vsize || vsize - h->footer_off < FOOTER_SIZE)
+		return -EINVAL;
+	return 0;
+}
+
+static int sync_err(int fd)
+{
+	return fsync(fd) ? -errno : 0;
+}
+
+/* Every entry is checked before anything is written (a damaged journal
+ * leaves the image as it is); then the metadata and data are written back,
+ * the VHD cut to its old end and synced, and the footers written last, so
+ * that the image stays disabled until all the rest is back.  *STAGE names
+ * what failed, in blktap's words (opening, reverting, removing). */
 static int revert(const char *name, const char *jname, const char **stage)
 {
-	uint8_t h[SECTOR];
+	struct jhead h;
+	uint8_t uuid[16];
 	uint64_t jsize, vsize;
-	bool blk, vblk = false;
-	int err, vfd = open(name, O_RDWR | O_CLOEXEC), jfd = open(jname, O_RDONLY | O_CLOEXEC);
+	bool blk, vblk;
+	int err, vfd = open(name, O_RDWR | O_NONBLOCK | O_CLOEXEC),
+	         jfd = open(jname, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	*stage = "opening";
 	if (vfd < 0 || jfd < 0) {
 		err = -errno;
 		goto out;
 	}
-	if ((err = fd_size(jfd, jname, &jsize, &blk) ? vu_lib_errno() : full_read(jfd, h, sizeof h, 0)))
-		goto out;
-	uint64_t footer_off = get_be64(h + 24);
-	uint32_t meta = get_be32(h + 36), data = get_be32(h + 32);
-	if (memcmp(h, JOURNAL_COOKIE, 8) || !meta || footer_off % SECTOR ||
-	    footer_off > (uint64_t)INT64_MAX - FOOTER_SIZE) {
-		err = -EINVAL;   /* not a journal, or a committed one: nothing to undo */
+	if (fd_size(jfd, jname, &jsize, &blk) || fd_size(vfd, name, &vsize, &vblk)) {
+		err = vu_lib_errno();
 		goto out;
 	}
-	if ((err = same_image(vfd, name, h + 8)) ||
-	    (err = replay(jfd, vfd, get_be64(h + 48), meta, jsize, false)))
+	if ((err = load_head(jfd, jsize, vsize, &h, uuid)) || (err = same_image(vfd, name, uuid)) ||
+	    (err = replay(jfd, vfd, &h, false, CHECK_ONLY)))
 		goto out;
 	*stage = "reverting";
-	if ((err = replay(jfd, vfd, get_be64(h + 40), data, jsize, true)))
+	if ((err = replay(jfd, vfd, &h, true, CHECK_ONLY)) ||
+	    (err = replay(jfd, vfd, &h, false, WRITE_BODY)) ||
+	    (err = replay(jfd, vfd, &h, true, WRITE_BODY)))
 		goto out;
-	if (!fd_size(vfd, name, &vsize, &vblk) && !vblk &&
-	    ftruncate(vfd, (off_t)(footer_off + FOOTER_SIZE)) < 0)
+	if (!vblk && ftruncate(vfd, (off_t)(h.footer_off + FOOTER_SIZE)) < 0)
 		err = -errno;
-	if (!err && fsync(vfd))
-		err = -errno;
-	if (err)
+	if (err || (err = sync_err(vfd)) || (err = replay(jfd, vfd, &h, false, WRITE_FOOTERS)) ||
+	    (err = sync_err(vfd)))
 		goto out;
 	*stage = "removing";
 	if (!blk && unlink(jname))
