@@ -207,15 +207,34 @@ static int block_range(struct vu_ctx *c, uint64_t block, bool hex)
 	return 0;
 }
 
+/* Block BLK of a sector inside the footer's size has a BAT entry (a
+ * damaged image may claim more blocks than its BAT holds). */
+static int in_bat(const struct vu_ctx *c, uint64_t blk, bool hex)
+{
+	if (blk < c->header.max_bat_entries)
+		return 0;
+	fflush(stdout);
+	fprintf(stderr, "block %s past end of file\n", conv(hex, blk));
+	return -ERANGE;
+}
+
+/* COUNT sectors from SECTOR lie inside the disk (no wrap-around). */
+static bool sectors_fit(const struct vu_ctx *c, uint64_t sector, uint64_t count)
+{
+	return count <= UINT64_MAX / SECTOR - sector && (sector + count) * SECTOR <= c->footer.curr_size;
+}
+
 static int print_translation(struct vu_ctx *c, uint64_t sector, uint64_t count, bool hex)
 {
-	if ((sector + count) * SECTOR > c->footer.curr_size) {
+	if (!sectors_fit(c, sector, count)) {
 		fflush(stdout);
 		fprintf(stderr, "sector %s past end of file\n", conv(hex, sector + count));
 		return -ERANGE;
 	}
 	for (uint64_t i = 0; i < count; i++) {
 		uint64_t cur = sector + i, blk = cur / c->spb, lsec = cur % c->spb;
+		if (in_bat(c, blk, hex))
+			return -ERANGE;
 		uint32_t off = c->bat[blk];
 		printf("logical sector %s: ", conv(hex, cur));
 		printf("block number: %s, ", conv(hex, blk));
@@ -284,13 +303,17 @@ static int test_bitmap(struct vu_ctx *c, uint64_t sector, uint64_t count, bool h
 {
 	uint8_t *map = NULL;
 	uint64_t map_block = UINT64_MAX;
-	if ((sector + count) * SECTOR > c->footer.curr_size) {
+	if (!sectors_fit(c, sector, count)) {
 		printf("sector %s past end of file\n", conv(hex, sector));
 		return -ERANGE;
 	}
 	for (uint64_t i = 0; i < count; i++) {
 		uint64_t cur = sector + i, blk = cur / c->spb, sec = cur % c->spb;
 		int bit = 0;
+		if (in_bat(c, blk, hex)) {
+			free(map);
+			return -ERANGE;
+		}
 		if (blk != map_block) {
 			free(map);
 			map = NULL;
@@ -337,7 +360,7 @@ static int test_batmap(struct vu_ctx *c, uint64_t block, uint64_t count, bool he
 /* -r: COUNT sectors at SECTOR, read through the chain. */
 static int read_data(struct vu_ctx *c, uint64_t sector, uint64_t count)
 {
-	if (count > UINT64_MAX / SECTOR - sector || (sector + count) * SECTOR > c->footer.curr_size)
+	if (!sectors_fit(c, sector, count))
 		return -ERANGE;
 	vhd_t *v = vhd_open(c->file, VHD_OPEN_RDONLY);
 	if (!v)
@@ -395,6 +418,12 @@ static int read_bytes(struct vu_ctx *c, uint64_t off, uint64_t count)
 static int print_bat_bitmap(struct vu_ctx *c)
 {
 	uint64_t blocks = c->footer.curr_size / c->header.block_size;
+	if (blocks > c->header.max_bat_entries) {   /* damaged: no bitmap of the footer's size */
+		fflush(stdout);
+		fprintf(stderr, "VHD size (%" PRIu64 " blocks) exceeds BAT size (%u)\n", blocks,
+		        c->header.max_bat_entries);
+		return -EINVAL;
+	}
 	size_t bytes = (size_t)div_round_up(blocks, 8);
 	uint8_t *map = calloc(1, bytes + 1);
 	if (!map)
@@ -443,7 +472,7 @@ static int print_extents(struct vu_ctx *c, uint64_t sector, uint64_t count, bool
 	uint8_t *map = NULL;
 	uint64_t map_block = UINT64_MAX, start = 0, run = 0;
 	int err = 0, bit;
-	if (count > UINT64_MAX / SECTOR - sector || (sector + count) * SECTOR > c->footer.curr_size) {
+	if (!sectors_fit(c, sector, count)) {
 		printf("sector %s past end of file\n", conv(hex, sector));
 		return -ERANGE;
 	}

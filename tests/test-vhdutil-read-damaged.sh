@@ -1,0 +1,51 @@
+#!/bin/bash
+# vhd-util read on a damaged image whose footer claims more blocks than its
+# BAT has (a 4-entry BAT, a 64 MiB size): -t and -i on a sector past the
+# BAT fail with -ERANGE and "block N past end of file" (they read past the
+# BAT before), sectors inside it still work; -B fails with -EINVAL instead
+# of allocating a bitmap for the footer's size (an exabyte here); a sector
+# count whose byte size wraps around is refused.
+. "$(dirname "$0")/functions.sh"
+requires python3
+VU=$B/vhd-util
+cd "$TMP" || fail "no tmp"
+
+"$VU" create -n d.vhd -s 8 >/dev/null || fail create      # 4 blocks of 2 MiB
+rand_sectors 1 | "$VHDIO" write d.vhd 4096 || fail write  # sector 8, block 0
+# set_size FILE BYTES: both footers' current size, checksums fixed
+set_size() {
+	python3 - "$1" "$2" <<'PY' || fail "patching the footer"
+import struct, sys
+f = open(sys.argv[1], "r+b"); end = f.seek(0, 2)
+for off in (0, end - 512):
+    f.seek(off); ft = bytearray(f.read(512))
+    struct.pack_into(">Q", ft, 48, int(sys.argv[2])); ft[64:68] = b"\0" * 4
+    struct.pack_into(">I", ft, 64, ~sum(ft) & 0xffffffff)
+    f.seek(off); f.write(ft)
+PY
+}
+set_size d.vhd $(( 64 << 20 ))
+
+# inside the BAT: as before
+[ "$("$VU" read -n d.vhd -i 8)" = "block 0: sec: 8: 1" ] || fail "read -i 8: $("$VU" read -n d.vhd -i 8)"
+"$VU" read -n d.vhd -t 8 | grep -q '^logical sector 8: block number: 0, ' || fail "read -t 8"
+# past it (block 4 of a 4-entry BAT)
+for opt in -t -i; do
+	out=$("$VU" read -n d.vhd $opt 20000 2>&1); rc=$?
+	[ $rc = 34 ] && [ "$out" = "block 4 past end of file" ] || fail "read $opt 20000: exit $rc, '$out'"
+done
+out=$("$VU" read -n d.vhd -i 16383 -c 2 2>&1); rc=$?   # block 3's last sector, then block 4
+[ $rc = 34 ] && [ "$out" = "$(printf 'block 3: sec: 4095: 0\nblock 4 past end of file')" ] ||
+	fail "read -i across the BAT's end: exit $rc, '$out'"
+# a count whose byte size wraps around to a small one
+out=$("$VU" read -n d.vhd -t 0 -c 36028797018963968 2>&1 | head -c 200; exit "${PIPESTATUS[0]}"); rc=$?
+[ $rc = 34 ] || fail "read -t with a wrapping count: exit $rc, '$out'"
+
+# -B: a bitmap of the footer's size would be 2^60 bytes / 2 MiB / 8
+set_size d.vhd $(( 1 << 60 ))
+out=$("$VU" read -n d.vhd -B 2>&1 | head -c 200; exit "${PIPESTATUS[0]}"); rc=$?
+[ $rc = 22 ] && [ "$out" = "VHD size (549755813888 blocks) exceeds BAT size (4)" ] ||
+	fail "read -B on a huge size: exit $rc, '$out'"
+set_size d.vhd $(( 8 << 20 ))
+[ "$("$VU" read -n d.vhd -B | od -An -tx1 | tr -d ' ')" = 80 ] || fail "read -B on the repaired size"
+pass "read -t/-i past the BAT: -ERANGE; -B on a size beyond the BAT: -EINVAL; wrapping counts refused"
