@@ -115,18 +115,16 @@ usage:
 /* fill -b: give every unallocated block from FROM to TO (inclusive) a
  * place at the end of the file, its data area page-aligned as blktap
  * places it, with a bitmap of ones and zeros as data, without writing the
- * data.  Crash-safe: the file is grown and its footer moved first, then
- * the bitmaps are written, then the BAT; a crash leaves the old image with
- * unused space.  Blocks already allocated are kept (blktap moves them to
- * new, empty places, losing their data).  Offsets that do not fit the
- * 32-bit BAT are refused even with -B (blktap would truncate them). */
-static int fill_place(struct vu_ctx *c, uint32_t from, uint32_t to, uint64_t *end)
+ * data.  Crash-safe: the footer is written at the new end first (which
+ * grows the file), then the old one is zeroed, then the bitmaps are
+ * written, then the BAT; a crash leaves the old image with unused space.
+ * Blocks already allocated are kept (blktap moves them to new, empty
+ * places, losing their data).  Offsets that do not fit the 32-bit BAT are
+ * refused even with -B (blktap would truncate them). */
+static int fill_place(struct vu_ctx *c, uint32_t from, uint32_t to, uint64_t start,
+                      uint64_t *end)
 {
-	uint64_t max, spp = (uint64_t)sysconf(_SC_PAGESIZE) / SECTOR;
-	int err = vu_end_of_data(c, &max);
-	if (err)
-		return err;
-	max /= SECTOR;
+	uint64_t max = start / SECTOR, spp = (uint64_t)sysconf(_SC_PAGESIZE) / SECTOR;
 	for (uint32_t i = from; i <= to; i++) {
 		if (c->bat[i] != BAT_UNUSED)
 			continue;
@@ -143,48 +141,81 @@ static int fill_place(struct vu_ctx *c, uint32_t from, uint32_t to, uint64_t *en
 	return 0;
 }
 
-static int fill_bat(struct vu_ctx *c, uint32_t from, uint32_t to)
+/* Where new blocks may start: after the data and, in a file, after the
+ * footer (which the new end replaces). */
+static int fill_start(struct vu_ctx *c, uint64_t *footer, uint64_t *start)
+{
+	uint64_t eod;
+	int err = vu_end_of_data(c, &eod);
+	if (err)
+		return err;
+	*footer = round_up(c->size, SECTOR) - FOOTER_SIZE;   /* a 511-byte footer too */
+	if (c->size < FOOTER_SIZE || eod > *footer) {
+		printf("%s: data past the footer at %" PRIu64 ": the image is damaged\n", c->file,
+		       *footer);
+		return -EINVAL;
+	}
+	*start = c->is_block ? eod : *footer;
+	return 0;
+}
+
+/* The footer at END, synced, then the old one at FOOTER zeroed (it lies in
+ * the new blocks and must not read as data).  A device keeps its footer
+ * at its end. */
+static int fill_move_footer(struct vu_ctx *c, uint64_t footer, uint64_t end)
+{
+	uint8_t foot[FOOTER_SIZE];
+	if (c->is_block)
+		return end + FOOTER_SIZE > c->size ? -ENOSPC : 0;
+	c->footer.checksum = footer_checksum(&c->footer);
+	footer_encode(foot, &c->footer);
+	int err = vu_pwrite(c, foot, sizeof foot, end);
+	if (!err && fsync(c->fd))
+		err = -errno;
+	memset(foot, 0, sizeof foot);
+	return err ? err : vu_pwrite(c, foot, sizeof foot, footer);
+}
+
+/* Bitmaps of ones for the blocks that were unused in OLD, synced; then
+ * the BAT, synced. */
+static int fill_write(struct vu_ctx *c, const uint32_t *old, uint32_t from, uint32_t to)
 {
 	size_t n = c->header.max_bat_entries, bm = (size_t)c->bm_secs * SECTOR;
+	size_t bat = round_up(n * 4, SECTOR);
+	uint8_t *buf = malloc(bat > bm ? bat : bm);
+	int err = buf ? 0 : -ENOMEM;
+	if (buf)
+		memset(buf, 0xff, bm);
+	for (uint32_t i = from; !err && i <= to; i++)
+		if (old[i] == BAT_UNUSED)
+			err = vu_pwrite(c, buf, bm, (uint64_t)c->bat[i] * SECTOR);
+	if (!err && fsync(c->fd))
+		err = -errno;
+	if (!err) {
+		memset(buf, 0xff, bat);
+		for (size_t i = 0; i < n; i++)
+			put_be32(buf + 4 * i, c->bat[i]);
+		err = vu_pwrite(c, buf, bat, c->header.table_offset);
+	}
+	if (!err && fsync(c->fd))
+		err = -errno;
+	free(buf);
+	return err;
+}
+
+static int fill_bat(struct vu_ctx *c, uint32_t from, uint32_t to)
+{
+	size_t n = c->header.max_bat_entries;
 	uint32_t *old = malloc(n * 4 + 1);
-	uint8_t *raw = calloc(1, round_up(n * 4, SECTOR) + bm), *ones = raw;
-	uint64_t end = 0, eod;
-	int err = old && raw ? vu_end_of_data(c, &eod) : -ENOMEM;
+	uint64_t footer, start, end = 0;
+	int err = old ? fill_start(c, &footer, &start) : -ENOMEM;
 	if (!err) {
 		memcpy(old, c->bat, n * 4);
-		err = fill_place(c, from, to, &end);
+		err = fill_place(c, from, to, start, &end);
 	}
-	if (!err && end > eod) {
-		uint8_t foot[FOOTER_SIZE];
-		c->footer.checksum = footer_checksum(&c->footer);
-		footer_encode(foot, &c->footer);
-		if (!c->is_block && ftruncate(c->fd, (off_t)(end + FOOTER_SIZE)) < 0)
-			err = -errno;
-		if (!err && (c->is_block && end + FOOTER_SIZE > c->size))
-			err = -ENOSPC;
-		if (!err)
-			err = vu_pwrite(c, foot, sizeof foot, c->is_block ? c->size - FOOTER_SIZE : end);
-		if (!err && fsync(c->fd))
-			err = -errno;
-		memset(foot, 0, sizeof foot);   /* the old footer must not read as data */
-		if (!err && !c->is_block)
-			err = vu_pwrite(c, foot, sizeof foot, eod);
-		memset(ones, 0xff, bm);
-		for (uint32_t i = from; !err && i <= to; i++)
-			if (old[i] == BAT_UNUSED)
-				err = vu_pwrite(c, ones, bm, (uint64_t)c->bat[i] * SECTOR);
-		if (!err && fsync(c->fd))
-			err = -errno;
-		memset(raw, 0xff, round_up(n * 4, SECTOR));
-		for (size_t i = 0; !err && i < n; i++)
-			put_be32(raw + 4 * i, c->bat[i]);
-		if (!err)
-			err = vu_pwrite(c, raw, round_up(n * 4, SECTOR), c->header.table_offset);
-		if (!err && fsync(c->fd))
-			err = -errno;
-	}
+	if (!err && end > start && !(err = fill_move_footer(c, footer, end)))
+		err = fill_write(c, old, from, to);
 	free(old);
-	free(raw);
 	return err;
 }
 
