@@ -38,26 +38,41 @@ static bool footer_at(int fd, uint64_t off, bool any_type)
 
 /* blktap reads whatever file the locators name as plain bytes, a VHD
  * included; vhdkit refuses a VHD there: its metadata would read as disk
- * content and a coalesce would overwrite it. */
-const char *raw_parent_problem(const char *path)
+ * content and a coalesce would overwrite it.  FD is the open file, so that
+ * what is checked is what is then read (or written). */
+static const char *raw_fd_problem(int fd, const char *path)
 {
 	struct stat st;
-	if (stat(path, &st) < 0)
+	uint64_t size = 0;
+	bool blk;
+	if (fstat(fd, &st) < 0)
 		return strerror(errno);
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
 		return "not a regular file or block device";
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd_size(fd, path, &size, &blk))
+		return "cannot get its size";
+	if (size >= FOOTER_SIZE &&
+	    (footer_at(fd, (size & ~(uint64_t)(SECTOR - 1)) - FOOTER_SIZE, true) ||
+	     footer_at(fd, 0, false)))
+		return "it is a VHD (it has a valid VHD footer), not a raw image";
+	return NULL;
+}
+
+/* Opens without blocking on a FIFO (which the checks then refuse). */
+static int open_raw_fd(const char *path, int flags)
+{
+	int fd = open(path, flags | O_NONBLOCK | O_CLOEXEC);
+	if (fd >= 0)
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	return fd;
+}
+
+const char *raw_parent_problem(const char *path)
+{
+	int fd = open_raw_fd(path, O_RDONLY);
 	if (fd < 0)
 		return strerror(errno);
-	uint64_t size = 0;
-	bool blk;
-	const char *why = NULL;
-	if (fd_size(fd, path, &size, &blk))
-		why = "cannot get its size";
-	else if (size >= FOOTER_SIZE &&
-	         (footer_at(fd, (size & ~(uint64_t)(SECTOR - 1)) - FOOTER_SIZE, true) ||
-	          footer_at(fd, 0, false)))
-		why = "it is a VHD (it has a valid VHD footer), not a raw image";
+	const char *why = raw_fd_problem(fd, path);
 	close(fd);
 	return why;
 }
@@ -75,9 +90,6 @@ static void synthesize_footer(struct vhd *v)
 
 struct vhd *vhd_open_raw(const char *path, bool writable)
 {
-	const char *why = raw_parent_problem(path);
-	if (why)
-		return vhd_error(EINVAL, "%s: cannot be a raw parent: %s", path, why), NULL;
 	struct vhd *v = xcalloc(1, sizeof *v);
 	if (!v)
 		return NULL;
@@ -90,9 +102,14 @@ struct vhd *vhd_open_raw(const char *path, bool writable)
 	v->depth = 1;
 	if (!(v->path = xstrdup(path)))
 		goto fail;
-	v->fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	v->fd = open_raw_fd(path, writable ? O_RDWR : O_RDONLY);
 	if (v->fd < 0) {
 		vhd_error(errno, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	const char *why = raw_fd_problem(v->fd, path);
+	if (why) {
+		vhd_error(EINVAL, "%s: cannot be a raw parent: %s", path, why);
 		goto fail;
 	}
 	if ((writable && lock_exclusive(v)) || fd_size(v->fd, path, &v->file_size, &v->is_blockdev))
