@@ -307,7 +307,7 @@ static int survey_blocks(struct repair *r)
 		if (end > r->avail) {
 			if (!r->ncut++)
 				r->first_cut = b;
-			cut_bytes += end - r->avail;
+			cut_bytes += end - (r->avail & ~(uint64_t)(SECTOR - 1));
 		}
 		if (end > r->data_end)
 			r->data_end = end;
@@ -737,9 +737,24 @@ static int fix_metadata(struct repair *r, vhd_problem_fn fn, void *opaque)
 	return sync_file(v);
 }
 
+/* A truncation inside a sector of a block's data left part of it: that
+ * sector is lost like the rest (sectors are the unit of a disk), so what
+ * survives of it is zeroed rather than read back half old, half zeros. */
+static int zero_torn_sector(struct repair *r)
+{
+	struct vhd *v = r->v;
+	uint64_t torn = v->file_size & ~(uint64_t)(SECTOR - 1);
+	if (!r->ncut || !r->end_why || torn == v->file_size)
+		return 0;
+	uint8_t zeros[SECTOR] = { 0 };
+	return write_at(v->fd, v->path, zeros, (size_t)(v->file_size - torn), torn);
+}
+
 static int fix_footers(struct repair *r, vhd_problem_fn fn, void *opaque)
 {
 	struct vhd *v = r->v;
+	if (zero_torn_sector(r))
+		return -1;
 	report(r, S_CUT_BLOCKS, fn, opaque);
 	if (r->write_primary && (write_at(v->fd, v->path, r->chosen, FOOTER_SIZE, r->primary_off) ||
 	                         sync_file(v)))
