@@ -45,7 +45,7 @@ int merge_option(struct merge_cli *m, int opt, const char *arg)
 		m->opts.flags |= VHD_COALESCE_NO_SPACE_CHECK;
 		return 0;
 	case 'f':
-		m->opts.flags |= VHD_COALESCE_FORCE;
+		m->opts.flags |= VHD_COALESCE_FORCE | VHD_COALESCE_RAW_ANYWHERE;
 		return 0;
 	default:
 		return 1;

@@ -277,6 +277,9 @@ enum vhd_coalesce_flags {
 	                                      directory (VHD_OPEN_STRICT_DIR); for
 	                                      vhd_recover, a journal naming a file
 	                                      elsewhere is refused (EPERM) */
+	VHD_COALESCE_RAW_ANYWHERE = 1 << 4, /* write into a raw parent outside the
+	                                      child's directory (refused otherwise:
+	                                      locators alone name a raw parent) */
 };
 
 struct vhd_coalesce_opts {

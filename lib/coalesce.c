@@ -543,17 +543,18 @@ static const char *dir_of(const char *path, char *buf, size_t len)
  * tests: the caller accepts that those disks change). */
 static int check_writable_layers(struct merge *m)
 {
-	if (m->opts->flags & VHD_COALESCE_FORCE)
-		return 0;
 	const struct vhd *child = m->top;
 	for (unsigned i = 0; i < m->layers; i++, child = child->parent) {
 		const struct vhd *v = child->parent;
 		/* a raw parent is named by the child's locators alone, which can
 		 * name any file: write only to one beside the child */
-		if (v->is_raw && !same_directory(v->path, child->path))
+		if (v->is_raw && !(m->opts->flags & VHD_COALESCE_RAW_ANYWHERE) &&
+		    !same_directory(v->path, child->path))
 			return vhd_error(EPERM, "%s: raw parent outside %s's directory: a locator can "
 			                        "name any file (--force to merge into it anyway)",
 			                 v->path, child->path);
+		if (m->opts->flags & VHD_COALESCE_FORCE)
+			continue;
 		/* a raw image has no hidden flag: its write lock is what is held */
 		if (!v->is_raw && !v->footer.hidden)
 			return vhd_error(EPERM, "%s: not hidden: merging would change the content "

@@ -121,6 +121,8 @@ mkdir -p "$TMP/elsewhere"; cp "$TMP/raw.orig" "$TMP/elsewhere/victim.img"
 head -c 4096 /dev/urandom | "$VHDIO" write far.vhd 0 || fail "vhd-io write far.vhd"
 expect_exit 4 "$VHD" coalesce far.vhd
 cmp -s "$TMP/elsewhere/victim.img" "$TMP/raw.orig" || fail "coalesce wrote a raw parent outside the SR"
+expect_exit 1 "$VU" coalesce -n far.vhd      # blktap's FORCE semantics, but not this (EPERM)
+cmp -s "$TMP/elsewhere/victim.img" "$TMP/raw.orig" || fail "vhd-util coalesce wrote a raw parent outside the SR"
 "$VHD" coalesce --force far.vhd || fail "coalesce --force into an outside raw parent"
 cmp -s "$TMP/elsewhere/victim.img" "$TMP/raw.orig" && fail "coalesce --force did not write"
 rm far.vhd
