@@ -40,6 +40,8 @@ uint64_t vhd_metadata_end(const struct vhd *v)
 
 int vhd_write_footers(struct vhd *v)
 {
+	if (v->is_raw)   /* its footer is synthesized: the file holds disk data only */
+		return vhd_error(EINVAL, "%s: a raw image has no footer to write", v->path);
 	uint8_t buf[FOOTER_SIZE];
 	v->footer.checksum = footer_checksum(&v->footer);
 	footer_encode(buf, &v->footer);
