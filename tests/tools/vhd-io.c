@@ -38,15 +38,20 @@ static int do_write(const char *path, uint64_t off)
 		return fprintf(stderr, "vhd-io: %s\n", vhd_get_error()), 1;
 	char *buf = malloc(CHUNK);
 	size_t n;
-	while ((n = fread(buf, 1, CHUNK, stdin)) > 0) {
-		if (vhd_pwrite(v, buf, n, off))
-			return fprintf(stderr, "vhd-io: %s\n", vhd_get_error()), 1;
+	int rc = buf ? 0 : 1;
+	while (!rc && (n = fread(buf, 1, CHUNK, stdin)) > 0) {
+		if (vhd_pwrite(v, buf, n, off)) {
+			fprintf(stderr, "vhd-io: %s\n", vhd_get_error());
+			rc = 1;
+		}
 		off += n;
 	}
 	free(buf);
-	if (vhd_close(v))
-		return fprintf(stderr, "vhd-io: %s\n", vhd_get_error()), 1;
-	return 0;
+	if (vhd_close(v) && !rc) {
+		fprintf(stderr, "vhd-io: %s\n", vhd_get_error());
+		rc = 1;
+	}
+	return rc;
 }
 
 int main(int argc, char **argv)
