@@ -38,7 +38,7 @@
 #define REPORT_INTERVAL 0.1
 #define COPY_BUFFER_BYTES (32u << 20) /* block buffers in flight, at most */
 #define COPY_MAX_SLOTS 16u
-#define COPY_WORKERS 8u                /* blocks copied in parallel, at most */
+#define COPY_WORKERS 16u               /* blocks copied in parallel, at most */
 
 struct merge {
 	const struct vhd_coalesce_opts *opts;

@@ -33,7 +33,7 @@ struct slot {
 	char msg[256];
 };
 
-#define MAX_WORKERS 8
+#define MAX_WORKERS 16
 
 struct reader {
 	pthread_t threads[MAX_WORKERS];
