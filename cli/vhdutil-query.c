@@ -81,30 +81,9 @@ static int print_marker(struct vu_ctx *c)
 	return ret;
 }
 
-/* blktap's hidden flag: early tap images (creator version 0.1 and 1.1)
- * keep the flag valid only in the backup footer. */
-static int read_hidden(struct vu_ctx *c, int *hidden)
-{
-	uint8_t buf[FOOTER_SIZE];
-	struct vhd_footer f;
-	uint32_t ver = c->footer.creator_version;
-	*hidden = c->footer.hidden;
-	if (!vu_dynamic(c) || memcmp(c->footer.creator_app, "tap", 3) ||
-	    (ver != 0x00000001u && ver != 0x00010001u))
-		return 0;
-	int err = vu_pread(c, buf, sizeof buf, 0);
-	if (err)
-		return err;
-	footer_decode(&f, buf);
-	if (memcmp(f.cookie, "conectix", 8) && memcmp(f.cookie, "v_poison", 8))
-		return -EINVAL;
-	*hidden = f.hidden;
-	return 0;
-}
-
 static int print_hidden(struct vu_ctx *c)
 {
-	int hidden, ret = read_hidden(c, &hidden);
+	int hidden, ret = vu_hidden(c, &hidden);
 	if (ret)
 		printf("error checking 'hidden' field: %d\n", ret);
 	else

@@ -165,6 +165,13 @@ cp a.vhd b.vhd && footer b.vhd 0 hidden=1
 cp a.vhd e.vhd && footer e.vhd -512 creator_version=0x00010001 && footer e.vhd 0 creator_version=0x00010001 hidden=1
 [ "$("$VU" scan e.vhd)" = "vhd=e.vhd capacity=10485760 size=3584 hidden=1 parent=none" ] ||
 	fail "scan early tap hidden: $("$VU" scan e.vhd)"
+[ "$("$VU" query -n e.vhd -f)" = "hidden: 1" ] || fail "query -f early tap: $("$VU" query -n e.vhd -f)"
+# query -f, like scan, needs the footer copy at 0 to validate (checksum too)
+cp e.vhd e2.vhd
+python3 -c 'import sys; f = open(sys.argv[1], "r+b"); f.seek(64); f.write(b"\xde\xad\xbe\xef")' e2.vhd
+run "$VU" query -n e2.vhd -f
+[ $rc -eq 22 ] && [ "$out" = "error checking 'hidden' field: -22" ] ||
+	fail "query -f early tap, bad backup checksum: $rc $out"
 footer e.vhd 0 cookie=garbage!
 run "$VU" scan e.vhd
 [ $rc -eq 22 ] && [ "$out" = "vhd=e.vhd scan-error=-22 error-message='checking 'hidden' field'" ] ||
