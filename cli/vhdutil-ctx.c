@@ -152,6 +152,21 @@ bool vu_dynamic(const struct vu_ctx *c)
 	return c->footer.type == VHD_TYPE_DYNAMIC || c->footer.type == VHD_TYPE_DIFF;
 }
 
+static uint64_t batmap_header_offset(const struct vu_ctx *c);
+
+/* libvhd: a tap 1.1 image may or may not have a batmap (one updated from
+ * 0.1 has none); it has one when the header at its place validates. */
+static bool batmap_header_valid_v11(struct vu_ctx *c)
+{
+	uint8_t buf[SECTOR];
+	struct vhd_batmap_header m;
+	if (memcmp(c->footer.creator_app, "tap", 3) || c->footer.creator_version != 0x00010001u ||
+	    vu_pread(c, buf, SECTOR, batmap_header_offset(c)))
+		return false;
+	batmap_header_decode(&m, buf);
+	return !memcmp(m.cookie, "tdbatmap", 8) && m.version <= BATMAP_VERSION;
+}
+
 int vu_open(struct vu_ctx *c, const char *name, int flags)
 {
 	bool blk;
@@ -176,6 +191,7 @@ int vu_open(struct vu_ctx *c, const char *name, int flags)
 		err = vu_read_header(c, &c->header);
 		c->spb = c->header.block_size / SECTOR;
 		c->bm_secs = (uint32_t)div_round_up(div_round_up(c->spb, 8), SECTOR);
+		c->batmap_v11 = batmap_header_valid_v11(c);
 	}
 	if (err)
 		vu_close(c);
@@ -196,7 +212,7 @@ void vu_close(struct vu_ctx *c)
 bool vu_has_batmap(const struct vu_ctx *c)
 {
 	return vu_dynamic(c) && !memcmp(c->footer.creator_app, "tap", 3) &&
-	       c->footer.creator_version >= 0x00010002u;
+	       (c->footer.creator_version >= 0x00010002u || c->batmap_v11);
 }
 
 int vu_get_bat(struct vu_ctx *c)

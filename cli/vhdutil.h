@@ -30,6 +30,7 @@ struct vu_ctx {
 	uint32_t *bat;              /* NULL until vu_get_bat */
 	struct vhd_batmap_header batmap;
 	uint8_t *batmap_map;        /* NULL until vu_get_batmap */
+	bool batmap_v11;            /* a tap 1.1 image whose batmap header validates */
 };
 
 /* Open NAME: returns 0 or -errno (as libvhd: -EINVAL for a bad header). */

@@ -359,11 +359,6 @@ static void check_parent_fields(struct check *c)
 
 /* ---- batmap ------------------------------------------------------------ */
 
-static bool creator_has_batmap(const struct vhd_footer *f)
-{
-	return !memcmp(f->creator_app, "tap", 3) && f->creator_version >= 0x00010002u;
-}
-
 static uint64_t batmap_header_offset(const struct vhd *v)
 {
 	return v->header.table_offset + round_up((uint64_t)v->bat_entries * 4, SECTOR);

@@ -289,6 +289,8 @@ struct vhd *vhd_open_raw(const char *path, bool writable);
 bool same_directory(const char *a, const char *b);
 /* Take V's exclusive flock (EBUSY "in use" when another process holds it). */
 int lock_exclusive(struct vhd *v);
+/* Could an image by this creator have a batmap (tapdisk 1.1 and later)? */
+bool creator_has_batmap(const struct vhd_footer *f);
 /* The raw parent's path of V (locators, then the header's parent name
  * beside V; the first existing one), caller frees; NULL with the error. */
 char *vhd_find_raw_parent(const struct vhd *v);

@@ -38,6 +38,14 @@ uint64_t vhd_metadata_end(const struct vhd *v)
 	return end;
 }
 
+/* Tapdisk writes a batmap from version 1.2 on; 1.1 images may have one
+ * (libvhd). Either way it is used only when its header's cookie is found
+ * at its place. */
+bool creator_has_batmap(const struct vhd_footer *f)
+{
+	return !memcmp(f->creator_app, "tap", 3) && f->creator_version >= 0x00010001u;
+}
+
 int vhd_write_footers(struct vhd *v)
 {
 	if (v->is_raw)   /* its footer is synthesized: the file holds disk data only */

@@ -77,11 +77,6 @@ static int load_bat(struct vhd *v)
 	return 0;
 }
 
-static bool creator_has_batmap(const struct vhd_footer *f)
-{
-	return !memcmp(f->creator_app, "tap", 3) && f->creator_version >= 0x00010002u;
-}
-
 /* Reads the batmap if there is one.  Returns 0 (batmap loaded, or none),
  * 1 (present but invalid: the reason is in the error), or -1 on I/O error. */
 static int load_batmap(struct vhd *v)

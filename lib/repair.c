@@ -72,11 +72,6 @@ static unsigned long long ull(uint64_t v)
 	return (unsigned long long)v;
 }
 
-static bool creator_has_batmap(const struct vhd_footer *f)
-{
-	return !memcmp(f->creator_app, "tap", 3) && f->creator_version >= 0x00010002u;
-}
-
 static const char *absent_reads_as(const struct vhd *v)
 {
 	return v->footer.type == VHD_TYPE_DIFF ? "reads from the parent" : "reads as zeros";

@@ -208,4 +208,18 @@ vhd=a.vhd capacity=10485760 size=3584 hidden=0 parent=none" ] || fail "scan -c b
 # -a: a parent already among the targets (same base name) is not added again
 "$VU" snapshot -n k.vhd -p a.vhd >/dev/null || fail "snapshot k"
 [ "$("$VU" scan -a k.vhd a.vhd | wc -l)" = 2 ] || fail "scan -a duplicate parent"
-pass "repair -b/-h/uuid, set checks/values/xattr marker, scan -a raw parent, -f, -M, -c, -m, hidden, usage"
+# tap 1.1 images (libvhd): a batmap when its header validates at its place,
+# none when it does not (an image updated from 0.1)
+cp s.vhd t11.vhd && footer t11.vhd -512 creator_version=0x00010001 && footer t11.vhd 0 creator_version=0x00010001
+[ "$("$VU" query -n t11.vhd -m)" = "marker: 7" ] || fail "tap 1.1 with batmap: $("$VU" query -n t11.vhd -m)"
+"$VHD" info t11.vhd | grep -q '^Batmap: *1 sector' || fail "vhd info: tap 1.1 batmap not seen"
+"$VHD" check t11.vhd >/dev/null || fail "vhd check: tap 1.1 with batmap"
+python3 -c 'import sys, struct
+f = open(sys.argv[1], "r+b"); f.seek(512 + 16); table = struct.unpack(">Q", f.read(8))[0]
+f.seek(512 + 28); n = struct.unpack(">I", f.read(4))[0]
+f.seek(table + (n * 4 + 511) // 512 * 512); f.write(bytes(512))' t11.vhd
+[ "$("$VU" query -n t11.vhd -m)" = "marker: 0" ] || fail "tap 1.1 without batmap: $("$VU" query -n t11.vhd -m)"
+"$VHD" info t11.vhd | grep -q '^Batmap: *none$' || fail "vhd info: a batmap on a tap 1.1 image without one"
+"$VHD" check t11.vhd >/dev/null && [ "$("$VU" check -n t11.vhd)" = "t11.vhd is valid" ] ||
+	fail "tap 1.1 without batmap: not valid"
+pass "tap 1.1 batmap, repair -b/-h/uuid, set checks/values/xattr marker, scan -a raw parent, -f, -M, -c, -m, hidden, usage"
