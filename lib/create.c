@@ -227,38 +227,41 @@ static int set_parent_fields(struct vhd_header *h, uint8_t *areas, uint64_t area
 	return 0;
 }
 
-VHD_EXPORT int vhd_snapshot(const char *parent_path, const char *child, unsigned max_depth)
+/* Create CHILD, differencing, of SIZE bytes, on the parent at PARENT_PATH
+ * whose UUID is PARENT_UUID (nil: a raw parent). */
+static int write_diff_child(const char *child, uint64_t size, const char *parent_path,
+                            const uint8_t parent_uuid[16])
 {
-	int rc = -1, fd = -1;
+	int rc = -1, fd = create_file(child, false);
 	char *rel = NULL;
 	struct layout L = { 0 };
+	if (fd < 0)
+		return -1;
+	if ((rel = relative_parent_path(child, parent_path)) &&
+	    !layout_init(&L, size, VHD_TYPE_DIFF, 3 * LOC_AREA) &&
+	    !set_parent_fields(&L.v.header, L.buf + L.locators_offset, L.locators_offset, LOC_AREA,
+	                       rel, parent_path, parent_uuid) &&
+	    !layout_write(&L, fd, child))
+		rc = 0;
+	close(fd);
+	if (rc)
+		unlink(child);
+	free(L.buf);
+	free(rel);
+	return rc;
+}
+
+VHD_EXPORT int vhd_snapshot(const char *parent_path, const char *child, unsigned max_depth)
+{
+	int rc = -1;
 	struct vhd *parent = vhd_open(parent_path, VHD_OPEN_RDONLY);
 	if (!parent)
 		return -1;
-	if (max_depth && vhd_chain_depth(parent) + 1 > max_depth) {
+	if (max_depth && vhd_chain_depth(parent) + 1 > max_depth)
 		vhd_error(E2BIG, "%s: a snapshot would make the chain %u deep (limit %u)", child,
 		          vhd_chain_depth(parent) + 1, max_depth);
-		goto out;
-	}
-	if ((fd = create_file(child, false)) < 0)
-		goto out;
-	if (!(rel = relative_parent_path(child, parent_path)))
-		goto out_unlink;
-	if (layout_init(&L, parent->footer.curr_size, VHD_TYPE_DIFF, 3 * LOC_AREA))
-		goto out_unlink;
-	if (set_parent_fields(&L.v.header, L.buf + L.locators_offset, L.locators_offset, LOC_AREA,
-	                      rel, parent_path, parent->footer.uuid) ||
-	    layout_write(&L, fd, child))
-		goto out_unlink;
-	rc = 0;
-	goto out;
-out_unlink:
-	unlink(child);
-out:
-	if (fd >= 0)
-		close(fd);
-	free(L.buf);
-	free(rel);
+	else
+		rc = write_diff_child(child, parent->footer.curr_size, parent_path, parent->footer.uuid);
 	vhd_close(parent);
 	return rc;
 }
@@ -298,11 +301,34 @@ VHD_EXPORT int vhd_reparent(const char *child_path, const char *parent_path)
 	return vhd_reparent_file(child_path, parent_path, 0);
 }
 
+/* Point CHILD at PARENT_PATH (UUID PARENT_UUID, nil for a raw parent):
+ * locators rewritten in their areas, then the header, then flushed. */
+static int rewrite_parent_fields(struct vhd *child, const char *parent_path,
+                                 const uint8_t parent_uuid[16])
+{
+	uint64_t off = 0;
+	size_t bytes = 0;
+	char *rel = NULL;
+	uint8_t *areas = NULL;
+	int rc = -1;
+	if (!locator_areas(child, &off, &bytes) &&
+	    (rel = relative_parent_path(child->path, parent_path)) &&
+	    (areas = xmalloc(3 * bytes))) {
+		struct vhd_header h = child->header;
+		if (!set_parent_fields(&h, areas, off, bytes, rel, parent_path, parent_uuid)) {
+			child->header = h;
+			rc = write_at(child->fd, child->path, areas, 3 * bytes, off) ||
+			     vhd_write_header(child) || vhd_flush(child) ? -1 : 0;
+		}
+	}
+	free(areas);
+	free(rel);
+	return rc;
+}
+
 int vhd_reparent_file(const char *child_path, const char *parent_path, int open_flags)
 {
 	int rc = -1;
-	char *rel = NULL;
-	uint8_t *areas = NULL;
 	struct vhd *parent = NULL;
 	struct vhd *child = vhd_open(child_path, VHD_OPEN_RDWR | VHD_OPEN_NO_PARENT | open_flags);
 	if (!child)
@@ -324,23 +350,8 @@ int vhd_reparent_file(const char *child_path, const char *parent_path, int open_
 		          parent_path, (unsigned long long)parent->footer.curr_size);
 		goto out;
 	}
-	uint64_t off = 0;
-	size_t bytes = 0;
-	if (locator_areas(child, &off, &bytes) || !(rel = relative_parent_path(child_path, parent_path)))
-		goto out;
-	if (!(areas = xmalloc(3 * bytes)))
-		goto out;
-	struct vhd_header h = child->header;
-	if (set_parent_fields(&h, areas, off, bytes, rel, parent_path, parent->footer.uuid))
-		goto out;
-	child->header = h;
-	if (write_at(child->fd, child_path, areas, 3 * bytes, off) || vhd_write_header(child) ||
-	    vhd_flush(child))
-		goto out;
-	rc = 0;
+	rc = rewrite_parent_fields(child, parent_path, parent->footer.uuid);
 out:
-	free(areas);
-	free(rel);
 	vhd_close(parent);
 	if (vhd_close(child))
 		rc = -1;
@@ -349,12 +360,9 @@ out:
 
 /* ---- raw parents ---- */
 
-/* Size of the raw image at PATH after checking it may be one. */
+/* Size of the raw image at PATH (which vhd_open_raw checks may be one). */
 static int raw_size(const char *path, uint64_t *size)
 {
-	const char *why = raw_parent_problem(path);
-	if (why)
-		return vhd_error(EINVAL, "%s: cannot be a raw parent: %s", path, why);
 	struct vhd *r = vhd_open_raw(path, false);
 	if (!r)
 		return -1;
@@ -378,23 +386,7 @@ VHD_EXPORT int vhd_snapshot_raw(const char *raw, const char *child, uint64_t siz
 	size = size ? round_up(size, SECTOR) : rsize;
 	if (check_size(child, size))
 		return -1;
-	int rc = -1, fd = create_file(child, false);
-	char *rel = NULL;
-	struct layout L = { 0 };
-	if (fd < 0)
-		return -1;
-	if ((rel = relative_parent_path(child, raw)) &&
-	    !layout_init(&L, size, VHD_TYPE_DIFF, 3 * LOC_AREA) &&
-	    !set_parent_fields(&L.v.header, L.buf + L.locators_offset, L.locators_offset, LOC_AREA,
-	                       rel, raw, nil) &&
-	    !layout_write(&L, fd, child))
-		rc = 0;
-	close(fd);
-	if (rc)
-		unlink(child);
-	free(L.buf);
-	free(rel);
-	return rc;
+	return write_diff_child(child, size, raw, nil);
 }
 
 static bool same_inode(int fd, const char *path)
@@ -416,10 +408,7 @@ int vhd_reparent_raw_file(const char *child_path, const char *raw, int open_flag
 {
 	static const uint8_t nil[16];
 	int rc = -1;
-	char *rel = NULL;
-	uint8_t *areas = NULL;
-	uint64_t off = 0, rsize;
-	size_t bytes = 0;
+	uint64_t rsize;
 	if (!child_path || !raw)
 		return vhd_error(EINVAL, "reparent needs a child and a raw parent");
 	struct vhd *child = vhd_open(child_path, VHD_OPEN_RDWR | VHD_OPEN_NO_PARENT | open_flags);
@@ -429,17 +418,8 @@ int vhd_reparent_raw_file(const char *child_path, const char *raw, int open_flag
 		vhd_error(EINVAL, "%s: not a differencing disk", child_path);
 	else if (same_inode(child->fd, raw))
 		vhd_error(ELOOP, "%s: cannot be its own raw parent", child_path);
-	else if (!raw_size(raw, &rsize) && !locator_areas(child, &off, &bytes) &&
-	         (rel = relative_parent_path(child_path, raw)) && (areas = xmalloc(3 * bytes))) {
-		struct vhd_header h = child->header;
-		if (!set_parent_fields(&h, areas, off, bytes, rel, raw, nil)) {
-			child->header = h;
-			rc = write_at(child->fd, child_path, areas, 3 * bytes, off) ||
-			     vhd_write_header(child) || vhd_flush(child) ? -1 : 0;
-		}
-	}
-	free(areas);
-	free(rel);
+	else if (!raw_size(raw, &rsize))
+		rc = rewrite_parent_fields(child, raw, nil);
 	if (vhd_close(child))
 		rc = -1;
 	return rc;

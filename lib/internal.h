@@ -291,9 +291,11 @@ bool same_directory(const char *a, const char *b);
 int lock_exclusive(struct vhd *v);
 /* Could an image by this creator have a batmap (tapdisk 1.1 and later)? */
 bool creator_has_batmap(const struct vhd_footer *f);
-/* The raw parent's path of V (locators, then the header's parent name
- * beside V; the first existing one), caller frees; NULL with the error. */
-char *vhd_find_raw_parent(const struct vhd *v);
+/* The path of V's parent (open.c): the first candidate (locators, then
+ * the header's parent name beside V) holding the UUID the header names, or
+ * for a raw parent the first existing one; caller frees; NULL with the
+ * error. */
+char *vhd_find_parent(const struct vhd *v);
 /* Read N sectors at SECTOR of a raw image; bytes past its end are zeros. */
 int raw_read_sectors(struct vhd *v, void *buf, uint64_t sector, uint64_t n);
 

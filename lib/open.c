@@ -297,9 +297,11 @@ static bool has_uuid(const char *path, const uint8_t *uuid)
 /* The parent's path: the first candidate (each locator, then the header's
  * parent name beside the child, as libvhdi and vhd-lib do) that holds the
  * UUID the header names.  Trying them all keeps a child readable while a
- * reparent is half done (new locators written, header not yet). */
-static char *find_parent(struct vhd *v)
+ * reparent is half done (new locators written, header not yet).  A raw
+ * parent (nil UUID) has no UUID to match: the first existing file. */
+char *vhd_find_parent(const struct vhd *v)
 {
+	bool raw = vhd_has_raw_parent(v);
 	char *first = NULL;
 	for (int i = 0; i <= LOC_COUNT; i++) {
 		char *rel;
@@ -314,7 +316,7 @@ static char *find_parent(struct vhd *v)
 		char *p = path_relative_to(v->path, rel);
 		free(rel);
 		if (p && file_exists(p)) {
-			if (has_uuid(p, v->header.parent_uuid)) {
+			if (raw || has_uuid(p, v->header.parent_uuid)) {
 				free(first);
 				return p;
 			}
@@ -327,7 +329,7 @@ static char *find_parent(struct vhd *v)
 	}
 	if (first)   /* found a file, but not the right one: open_chain says why */
 		return first;
-	vhd_error(ENOENT, "%s: parent '%s' not found", v->path,
+	vhd_error(ENOENT, "%s: %sparent '%s' not found", v->path, raw ? "raw " : "",
 	          v->parent_name ? v->parent_name : "");
 	return NULL;
 }
@@ -336,7 +338,7 @@ static char *find_parent(struct vhd *v)
  * and opened read-only (a coalesce opens it for writing itself). */
 static int open_raw_parent(struct vhd *v, int flags)
 {
-	if (!(v->parent_path = vhd_find_raw_parent(v)))
+	if (!(v->parent_path = vhd_find_parent(v)))
 		return -1;
 	if ((flags & VHD_OPEN_STRICT_DIR) && !same_directory(v->path, v->parent_path))
 		return vhd_error(EPERM, "%s: parent %s is outside the child's directory", v->path,
@@ -370,7 +372,7 @@ static struct vhd *open_chain(const char *path, int flags, unsigned level)
 		vhd_error(ELOOP, "%s: names itself as its parent (a loop)", v->path);
 		goto fail;
 	}
-	if (!(v->parent_path = find_parent(v)))
+	if (!(v->parent_path = vhd_find_parent(v)))
 		goto fail;
 	if ((flags & VHD_OPEN_STRICT_DIR) && !same_directory(v->path, v->parent_path)) {
 		vhd_error(EPERM, "%s: parent %s is outside the child's directory", v->path,

@@ -121,32 +121,6 @@ fail:
 	return NULL;
 }
 
-static bool exists(const char *p)
-{
-	return access(p, F_OK) == 0;
-}
-
-char *vhd_find_raw_parent(const struct vhd *v)
-{
-	for (int i = 0; i <= LOC_COUNT; i++) {
-		char *rel = NULL;
-		if (i < LOC_COUNT)
-			rel = vhd_locator_path(v, i);
-		else if (v->parent_name && *v->parent_name && !strchr(v->parent_name, '/'))
-			rel = xstrdup(v->parent_name);
-		if (!rel)
-			continue;
-		char *p = path_relative_to(v->path, rel);
-		free(rel);
-		if (p && exists(p))
-			return p;
-		free(p);
-	}
-	vhd_error(ENOENT, "%s: raw parent '%s' not found", v->path,
-	          v->parent_name ? v->parent_name : "");
-	return NULL;
-}
-
 int raw_read_sectors(struct vhd *v, void *buf, uint64_t sector, uint64_t n)
 {
 	uint8_t *p = buf;

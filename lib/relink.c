@@ -74,7 +74,7 @@ static bool same_inode(const char *a, const char *b)
 static bool is_raw_child_of(const char *path, const void *raw)
 {
 	struct vhd *v = vhd_open_file(path, VHD_OPEN_RDONLY | VHD_OPEN_NO_PARENT, true);
-	char *p = v && vhd_has_raw_parent(v) ? vhd_find_raw_parent(v) : NULL;
+	char *p = v && vhd_has_raw_parent(v) ? vhd_find_parent(v) : NULL;
 	bool yes = p && same_inode(p, raw);
 	free(p);
 	vhd_free(v);
