@@ -37,7 +37,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "resize.h"
 #include "vhdutil.h"
 
 #define JOURNAL_COOKIE "vjournal"

@@ -14,7 +14,7 @@
  *
  * Fixed disks: see grow_fixed().
  *
- * vhd_resize_plan (resize.h) lists, without writing, the byte ranges of the
+ * vhd_resize_plan (internal.h) lists, without writing, the byte ranges of the
  * image a resize may overwrite: vhd-util resize -j journals them first.
  */
 #include <errno.h>
@@ -24,7 +24,6 @@
 #include <unistd.h>
 
 #include "internal.h"
-#include "resize.h"
 
 static int sync_fd(struct vhd *v)
 {
@@ -315,7 +314,7 @@ VHD_EXPORT int vhd_resize(vhd_t *v, uint64_t new_size)
 	return rc ? -1 : set_size_fields(v, new_size);
 }
 
-/* ---- what a resize overwrites (resize.h) ---- */
+/* ---- what a resize overwrites ---- */
 
 /* FN on [OFF, OFF + LEN) clipped to the end of the primary footer. */
 static int report(const struct vhd *v, vhd_range_fn fn, void *arg, uint64_t off, uint64_t len)
