@@ -202,18 +202,23 @@ complete() {
 	done_raw=$(raw_sha "$w/$2")
 }
 summary=
+# grow_checked DIR NAME MB CRASHES: resize DIR/NAME to MB (completed, then
+# compared with qemu-img), then the crash loop
+grow_checked() {
+	proto "$1" "$2"
+	complete "$1" "$2" "$3"
+	qemu_head "done.$2/$2"
+	qemu_zeros "done.$2/$2" "$3"
+	rm -rf "done.$2"
+	crash_loop "$1" "$2" "$3" "$4"
+}
 
 # a fresh tap disk (batmap), data in the blocks the new BAT needs
 mkdir a
 "$VU" create -n a/a.vhd -s 8 >/dev/null || fail create
 rand_sectors 4200 | "$VHDIO" write a/a.vhd 0 || fail write
 rand_sectors 9 | "$VHDIO" write a/a.vhd 7000064 || fail write
-proto a a.vhd
-complete a a.vhd 260
-qemu_head done.a.vhd/a.vhd
-qemu_zeros done.a.vhd/a.vhd 260
-rm -rf done.a.vhd
-crash_loop a a.vhd 260 12
+grow_checked a a.vhd 260 12
 # an error (the file may not grow: EFBIG) is reverted at once, as blktap does
 cp a/a.vhd e.vhd
 out=$(trap '' XFSZ; ulimit -f $(( $(stat -c %s e.vhd) / 1024 + 8 )); "$VU" resize -n e.vhd -s 260 -j e.j); rc=$?
@@ -239,12 +244,7 @@ f.seek(table + (n * 4 + 511) // 512 * 512); f.write(bytes(512))
 PY
 rand_sectors 4100 | "$VHDIO" write n/n.vhd 2097152 || fail write
 "$VHD" info --json n/n.vhd | grep -q '"batmap":null' || fail "the tap 1.1 disk has a batmap"
-proto n n.vhd
-complete n n.vhd 260
-qemu_head done.n.vhd/n.vhd
-qemu_zeros done.n.vhd/n.vhd 260
-rm -rf done.n.vhd
-crash_loop n n.vhd 260 6
+grow_checked n n.vhd 260 6
 
 # the corpus's 256 MiB tap disk: its only BAT sector is full
 mkdir c && cp "$CORPUS/good/tap-dyn-data-256m.vhd" c/ && chmod u+w c/*.vhd
