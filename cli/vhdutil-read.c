@@ -221,7 +221,8 @@ static int in_bat(const struct vu_ctx *c, uint64_t blk, bool hex)
 /* COUNT sectors from SECTOR lie inside the disk (no wrap-around). */
 static bool sectors_fit(const struct vu_ctx *c, uint64_t sector, uint64_t count)
 {
-	return count <= UINT64_MAX / SECTOR - sector && (sector + count) * SECTOR <= c->footer.curr_size;
+	return sector <= UINT64_MAX / SECTOR && count <= UINT64_MAX / SECTOR - sector &&
+	       (sector + count) * SECTOR <= c->footer.curr_size;
 }
 
 static int print_translation(struct vu_ctx *c, uint64_t sector, uint64_t count, bool hex)
@@ -357,31 +358,6 @@ static int test_batmap(struct vu_ctx *c, uint64_t block, uint64_t count, bool he
 	return 0;
 }
 
-/* -r: COUNT sectors at SECTOR, read through the chain. */
-static int read_data(struct vu_ctx *c, uint64_t sector, uint64_t count)
-{
-	if (!sectors_fit(c, sector, count))
-		return -ERANGE;
-	vhd_t *v = vhd_open(c->file, VHD_OPEN_RDONLY);
-	if (!v)
-		return vu_lib_errno();
-	uint64_t chunk = 2048;
-	uint8_t *buf = malloc(chunk * SECTOR);
-	int err = buf ? 0 : -ENOMEM;
-	fflush(stdout);
-	while (!err && count) {
-		uint64_t n = count < chunk ? count : chunk;
-		err = vhd_pread(v, buf, n * SECTOR, sector * SECTOR) ? vu_lib_errno() : 0;
-		if (!err && write(STDOUT_FILENO, buf, n * SECTOR) != (ssize_t)(n * SECTOR))
-			err = -EIO;
-		sector += n;
-		count -= n;
-	}
-	free(buf);
-	vhd_close(v);
-	return err;
-}
-
 /* -R: COUNT bytes at byte offset OFF, through the chain (blktap reads
  * them with vhd_io_read_bytes; any alignment). */
 static int read_bytes(struct vu_ctx *c, uint64_t off, uint64_t count)
@@ -411,6 +387,14 @@ static int read_bytes(struct vu_ctx *c, uint64_t off, uint64_t count)
 	free(buf);
 	vhd_close(v);
 	return err;
+}
+
+/* -r: COUNT sectors at SECTOR, read through the chain. */
+static int read_data(struct vu_ctx *c, uint64_t sector, uint64_t count)
+{
+	if (!sectors_fit(c, sector, count))
+		return -ERANGE;
+	return read_bytes(c, sector * SECTOR, count * SECTOR);
 }
 
 /* -B: one bit per block of the virtual size (MSB first), set when the

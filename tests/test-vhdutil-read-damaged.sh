@@ -46,6 +46,9 @@ set_size d.vhd $(( 1 << 60 ))
 out=$("$VU" read -n d.vhd -B 2>&1 | head -c 200; exit "${PIPESTATUS[0]}"); rc=$?
 [ $rc = 22 ] && [ "$out" = "VHD size (549755813888 blocks) exceeds BAT size (4)" ] ||
 	fail "read -B on a huge size: exit $rc, '$out'"
+# -r at a sector whose byte offset wraps around (2^55 + 1 sectors)
+out=$("$VU" read -n d.vhd -r 36028797018963969 -c 1 2>&1 | head -c 200; exit "${PIPESTATUS[0]}"); rc=$?
+[ $rc = 34 ] || fail "read -r at a wrapping sector: exit $rc, '$out'"
 set_size d.vhd $(( 8 << 20 ))
 [ "$("$VU" read -n d.vhd -B | od -An -tx1 | tr -d ' ')" = 80 ] || fail "read -B on the repaired size"
-pass "read -t/-i past the BAT: -ERANGE; -B on a size beyond the BAT: -EINVAL; wrapping counts refused"
+pass "read -t/-i past the BAT: -ERANGE; -B on a size beyond the BAT: -EINVAL; wrapping counts and sectors refused"
