@@ -220,8 +220,7 @@ static uint64_t mix(uint64_t h, const void *data, size_t len)
  * snapshot -m): the parent is not a VHD of the SR and is never touched. */
 static bool raw_parent(const struct vhd_sr_entry *e)
 {
-	static const uint8_t nil[16];
-	return e->type == VHD_TYPE_DIFF && e->ok && !memcmp(e->parent_uuid, nil, sizeof nil);
+	return e->ok && raw_parent_of(e->type, e->parent_uuid);
 }
 
 static void check_all(struct plan *p)

@@ -6,13 +6,6 @@
 
 #include "vhd.h"
 
-/* blktap's raw parent: a differencing disk with a nil parent UUID. */
-static bool parent_is_raw(const struct vhd_info *i)
-{
-	static const uint8_t nil[16];
-	return i->type == VHD_TYPE_DIFF && !memcmp(i->parent_uuid, nil, 16);
-}
-
 static const char help[] =
 	"usage: vhd info [--json] FILE\n"
 	"\n"
@@ -125,7 +118,7 @@ static void print_json(vhd_t *v, const struct facts *f)
 		json_object_object_add(o, "parent_name", json_object_new_string(i->parent_name ? i->parent_name : ""));
 		time_string(i->parent_timestamp, ts, sizeof ts);
 		json_object_object_add(o, "parent_timestamp", json_object_new_string(ts));
-		json_object_object_add(o, "parent_raw", json_object_new_boolean(parent_is_raw(i)));
+		json_object_object_add(o, "parent_raw", json_object_new_boolean(raw_parent_of(i->type, i->parent_uuid)));
 		json_object_object_add(o, "locators", locators_json(v));
 	}
 	json_print(o);
@@ -171,7 +164,7 @@ static void print_text(vhd_t *v, const struct facts *f)
 		time_string(i->parent_timestamp, ts, sizeof ts);
 		printf("Parent name:      %s\n", i->parent_name ? i->parent_name : "");
 		printf("Parent UUID:      %s%s\n", u,
-		       parent_is_raw(i) ? " (nil: the parent is a raw image)" : "");
+		       raw_parent_of(i->type, i->parent_uuid) ? " (nil: the parent is a raw image)" : "");
 		printf("Parent timestamp: %s\n", ts);
 		for (int n = 0; n < 8; n++) {
 			struct vhd_locator_info l;

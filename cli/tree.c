@@ -241,8 +241,7 @@ static int link_nodes(struct forest *f)
 		struct node *c = &f->nodes[i];
 		if (c->error || c->info.type != VHD_TYPE_DIFF)
 			continue;
-		static const uint8_t nil[16];
-		if (!memcmp(c->info.parent_uuid, nil, 16)) {   /* blktap's raw parent */
+		if (raw_parent_of(c->info.type, c->info.parent_uuid)) {
 			c->raw_parent = true;
 			c->note = "raw parent";
 			c->note_name = c->parent_name;

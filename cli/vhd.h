@@ -5,10 +5,19 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <json-c/json.h>
 
 #include "vhdkit.h"
+
+/* blktap's mark of a raw parent: a differencing disk whose parent UUID is
+ * nil (the tools show it from the info and SR-scan structures). */
+static inline bool raw_parent_of(int type, const uint8_t parent_uuid[16])
+{
+	static const uint8_t nil[16];
+	return type == VHD_TYPE_DIFF && !memcmp(parent_uuid, nil, sizeof nil);
+}
 
 /* Exit codes, documented in README.md and man/vhd.1. */
 enum {

@@ -107,24 +107,22 @@ int vu_read_footer(struct vu_ctx *c, struct vhd_footer *f, bool ignore_disabled)
 	return footer_at(c, f, 0, FOOTER_SIZE, ignore_disabled);
 }
 
-/* VU_OPEN_BACKUP_FOOTER (blktap's VHD_OPEN_USE_BKP_FOOTER): only the copy at
- * offset 0 is read. */
-static int backup_footer(struct vu_ctx *c, struct vhd_footer *f, bool ignore_disabled)
+/* The footer copy at offset 0 of a file of at least NEED bytes (else
+ * -EIO): VU_OPEN_BACKUP_FOOTER (blktap's VHD_OPEN_USE_BKP_FOOTER) needs the
+ * footer, VU_OPEN_FAST (VHD_OPEN_FAST) the footer and the header, which
+ * blktap reads as one 1536-byte piece. */
+static int first_footer(struct vu_ctx *c, struct vhd_footer *f, uint64_t need,
+                        bool ignore_disabled)
 {
 	memset(f, 0, sizeof *f);
-	if (c->size < FOOTER_SIZE)
+	if (c->size < need)
 		return -EIO;
 	return footer_at(c, f, 0, FOOTER_SIZE, ignore_disabled);
 }
 
-/* VU_OPEN_FAST (blktap's VHD_OPEN_FAST): the footer copy at offset 0 and the
- * header, read as one 1536-byte piece (a shorter file: -EIO). */
-static int fast_footer(struct vu_ctx *c, struct vhd_footer *f, bool ignore_disabled)
+static int backup_footer(struct vu_ctx *c, struct vhd_footer *f, bool ignore_disabled)
 {
-	memset(f, 0, sizeof *f);
-	if (c->size < FOOTER_SIZE + HEADER_SIZE)
-		return -EIO;
-	return footer_at(c, f, 0, FOOTER_SIZE, ignore_disabled);
+	return first_footer(c, f, FOOTER_SIZE, ignore_disabled);
 }
 
 int vu_read_header(struct vu_ctx *c, struct vhd_header *h)
@@ -181,7 +179,7 @@ int vu_open(struct vu_ctx *c, const char *name, int flags)
 	}
 	c->is_block = blk;
 	bool ign = flags & VU_OPEN_IGNORE_DISABLED;
-	int err = flags & VU_OPEN_FAST ? fast_footer(c, &c->footer, ign)
+	int err = flags & VU_OPEN_FAST ? first_footer(c, &c->footer, FOOTER_SIZE + HEADER_SIZE, ign)
 	          : flags & VU_OPEN_BACKUP_FOOTER ? backup_footer(c, &c->footer, ign)
 	          : vu_read_footer(c, &c->footer, ign);
 	/* as blktap, the fast open does not look for the disabled cookie */
