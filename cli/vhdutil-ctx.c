@@ -422,37 +422,31 @@ int vu_parent_get(struct vu_ctx *c, char **parent)
 int vu_chain_depth(struct vu_ctx *c, int *depth)
 {
 	struct vu_ctx cur;
-	char *parent = NULL;
+	struct vu_ctx *v = c;
 	int err = 0;
 	*depth = 1;
-	if (c->footer.type != VHD_TYPE_DIFF)
-		return 0;
-	if (uuid_is_nil(c->header.parent_uuid)) {   /* a raw parent ends the chain */
-		++*depth;
-		return 0;
-	}
-	if ((err = vu_parent_get(c, &parent)))
-		return err;
-	for (;;) {
-		err = vu_open(&cur, parent, VU_OPEN_IGNORE_DISABLED);
-		free(parent);
-		parent = NULL;
-		if (err)
-			return err;
-		++*depth;
-		if (cur.footer.type != VHD_TYPE_DIFF || *depth > VHD_MAX_CHAIN_DEPTH)
-			break;
-		if (uuid_is_nil(cur.header.parent_uuid)) {
+	while (v->footer.type == VHD_TYPE_DIFF && *depth <= VHD_MAX_CHAIN_DEPTH) {
+		char *parent;
+		if (uuid_is_nil(v->header.parent_uuid)) {   /* a raw parent ends the chain */
 			++*depth;
 			break;
 		}
-		err = vu_parent_get(&cur, &parent);
-		vu_close(&cur);
-		if (err)
-			return err;
+		if ((err = vu_parent_get(v, &parent)))
+			break;
+		if (v == &cur)
+			vu_close(&cur);
+		err = vu_open(&cur, parent, VU_OPEN_IGNORE_DISABLED);
+		free(parent);
+		if (err) {
+			v = c;
+			break;
+		}
+		v = &cur;
+		++*depth;
 	}
-	vu_close(&cur);
-	return *depth > VHD_MAX_CHAIN_DEPTH ? -ELOOP : 0;
+	if (v == &cur)
+		vu_close(&cur);
+	return err ? err : *depth > VHD_MAX_CHAIN_DEPTH ? -ELOOP : 0;
 }
 
 static int write_footer_at(struct vu_ctx *c, uint64_t off)
