@@ -48,12 +48,6 @@ static int print_err(int err, const char *fmt, const char *what)
 	return err;
 }
 
-static bool old_tap_hidden(const struct vhd_footer *f)
-{
-	return f->hidden && !memcmp(f->creator_app, "tap", 3) &&
-	       (f->creator_version == 0x00000001u || f->creator_version == 0x00010001u);
-}
-
 static int check_backup(struct vu_ctx *c, uint8_t *primary_raw, const struct check_opts *o,
                         struct vhd_footer *out)
 {
@@ -74,7 +68,7 @@ static int check_backup(struct vu_ctx *c, uint8_t *primary_raw, const struct che
 		t.hidden = 0;
 		footer_encode(traw, &t);
 		if (!o->ignore_footer &&
-		    !(old_tap_hidden(&b) && !memcmp(primary_raw, traw, FOOTER_SIZE))) {
+		    !((b.hidden && vu_early_tap(&b)) && !memcmp(primary_raw, traw, FOOTER_SIZE))) {
 			printf("primary and backup footers do not match\n");
 			return -EINVAL;
 		}

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "vhdutil.h"
@@ -60,6 +61,20 @@ int vu_pwrite(struct vu_ctx *c, const void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+bool vu_early_tap(const struct vhd_footer *f)
+{
+	return !memcmp(f->creator_app, "tap", 3) &&
+	       (f->creator_version == 0x00000001u || f->creator_version == 0x00010001u);
+}
+
+int vu_get_xattr(int fd, const char *name, void *value, size_t size)
+{
+	memset(value, 0, size);
+	if (fgetxattr(fd, name, value, size) < 0 && errno != ENODATA && errno != ENOTSUP)
+		return -errno;
+	return 0;
+}
+
 /* libvhd checks only the cookie and the checksum when opening. */
 static int validate_footer(const struct vhd_footer *f, bool ignore_disabled)
 {
@@ -71,9 +86,7 @@ static int validate_footer(const struct vhd_footer *f, bool ignore_disabled)
 		return 0;
 	/* early tap versions set the hidden flag without updating the checksum */
 	t.hidden = 0;
-	if (f->hidden && !memcmp(f->creator_app, "tap", 3) &&
-	    (f->creator_version == 0x00000001u || f->creator_version == 0x00010001u) &&
-	    footer_checksum(&t) == f->checksum)
+	if (f->hidden && vu_early_tap(f) && footer_checksum(&t) == f->checksum)
 		return 0;
 	return -EINVAL;
 }
@@ -150,8 +163,6 @@ bool vu_dynamic(const struct vu_ctx *c)
 	return c->footer.type == VHD_TYPE_DYNAMIC || c->footer.type == VHD_TYPE_DIFF;
 }
 
-static uint64_t batmap_header_offset(const struct vu_ctx *c);
-
 /* libvhd: a tap 1.1 image may or may not have a batmap (one updated from
  * 0.1 has none); it has one when the header at its place validates. */
 static bool batmap_header_valid_v11(struct vu_ctx *c)
@@ -159,7 +170,7 @@ static bool batmap_header_valid_v11(struct vu_ctx *c)
 	uint8_t buf[SECTOR];
 	struct vhd_batmap_header m;
 	if (memcmp(c->footer.creator_app, "tap", 3) || c->footer.creator_version != 0x00010001u ||
-	    vu_pread(c, buf, SECTOR, batmap_header_offset(c)))
+	    vu_pread(c, buf, SECTOR, vu_batmap_header_offset(c)))
 		return false;
 	batmap_header_decode(&m, buf);
 	return !memcmp(m.cookie, "tdbatmap", 8) && m.version <= BATMAP_VERSION;
@@ -237,7 +248,7 @@ int vu_get_bat(struct vu_ctx *c)
 	return err;
 }
 
-static uint64_t batmap_header_offset(const struct vu_ctx *c)
+uint64_t vu_batmap_header_offset(const struct vu_ctx *c)
 {
 	return c->header.table_offset + round_up((uint64_t)c->header.max_bat_entries * 4, SECTOR);
 }
@@ -258,7 +269,7 @@ int vu_get_batmap(struct vu_ctx *c)
 		return 0;
 	if (!vu_has_batmap(c))
 		return -EINVAL;
-	int err = vu_pread(c, buf, SECTOR, batmap_header_offset(c));
+	int err = vu_pread(c, buf, SECTOR, vu_batmap_header_offset(c));
 	if (err)
 		return err;
 	batmap_header_decode(&c->batmap, buf);
@@ -307,7 +318,7 @@ int vu_end_of_headers(struct vu_ctx *c, uint64_t *end)
 		int err = vu_get_batmap(c);
 		if (err)
 			return err;
-		eom = max64(eom, batmap_header_offset(c) + SECTOR);
+		eom = max64(eom, vu_batmap_header_offset(c) + SECTOR);
 		eom = max64(eom, c->batmap.map_offset + (uint64_t)c->batmap.map_sectors * SECTOR);
 	}
 	for (int i = 0; i < LOC_COUNT; i++) {
@@ -462,10 +473,8 @@ static int write_footer_at(struct vu_ctx *c, uint64_t off)
 int vu_hidden(struct vu_ctx *c, int *hidden)
 {
 	struct vhd_footer f;
-	uint32_t ver = c->footer.creator_version;
 	*hidden = c->footer.hidden;
-	if (!vu_dynamic(c) || memcmp(c->footer.creator_app, "tap", 3) ||
-	    (ver != 0x00000001u && ver != 0x00010001u))
+	if (!vu_dynamic(c) || !vu_early_tap(&c->footer))
 		return 0;
 	int err = backup_footer(c, &f, true);
 	if (!err)

@@ -212,10 +212,6 @@ usage:
 	return -EINVAL;
 }
 
-/* blktap's marker without a batmap (fixed disks, other creators): an
- * extended attribute of the file, read back by query -m and scan -M. */
-#define MARKER_XATTR "user.com.citrix.xenclient.backend.marker"
-
 /* The batmap header's marker byte; the map and its checksum are kept
  * (blktap's `set -f marker` leaves a batmap that no longer validates). */
 static int set_marker(struct vu_ctx *c, uint8_t value)

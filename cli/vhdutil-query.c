@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "vhdutil.h"
@@ -47,22 +46,14 @@ static int print_parent(struct vu_ctx *c, const char *name, bool unresolved)
 /* blktap's marker: the batmap header's byte (read without checking the
  * batmap), or, for a VHD without batmap, the extended attribute below
  * (0 when absent); printed as a signed char. */
-#define MARKER_XATTR "user.com.citrix.xenclient.backend.marker"
-
 static int read_marker(struct vu_ctx *c, signed char *marker)
 {
 	uint8_t buf[SECTOR];
 	struct vhd_batmap_header b;
 	*marker = 0;
-	if (!vu_has_batmap(c)) {
-		if (fgetxattr(c->fd, MARKER_XATTR, marker, 1) < 0 && errno != ENODATA &&
-		    errno != ENOTSUP)
-			return -errno;
-		return 0;
-	}
-	uint64_t off = c->header.table_offset +
-	               round_up((uint64_t)c->header.max_bat_entries * 4, SECTOR);
-	int err = vu_pread(c, buf, SECTOR, off);
+	if (!vu_has_batmap(c))
+		return vu_get_xattr(c->fd, MARKER_XATTR, marker, 1);
+	int err = vu_pread(c, buf, SECTOR, vu_batmap_header_offset(c));
 	if (err)
 		return err;
 	batmap_header_decode(&b, buf);

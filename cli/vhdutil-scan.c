@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "vhdutil.h"
@@ -45,8 +44,6 @@ struct image {
 };
 
 #define MAX_NAME_LEN 1024   /* blktap's VHD_MAX_NAME_LEN */
-#define MARKER_XATTR "user.com.citrix.xenclient.backend.marker"
-#define KEYHASH_XATTR "user.com.citrix.xenclient.backend.keyhash"
 
 struct target {
 	char *name;
@@ -129,23 +126,13 @@ static int get_parent(struct scan *s, struct vu_ctx *c, struct image *im)
 	return loc ? vu_locator_read(c, loc, &im->parent) : -EINVAL;
 }
 
-/* fgetxattr as blktap's xattr_get: an absent attribute (or none supported)
- * reads as zeros. */
-static int get_xattr(int fd, const char *name, void *value, size_t size)
-{
-	memset(value, 0, size);
-	if (fgetxattr(fd, name, value, size) < 0 && errno != ENODATA && errno != ENOTSUP)
-		return -errno;
-	return 0;
-}
-
 static int get_markers(struct vu_ctx *c, struct image *im)
 {
 	uint8_t marker, keyhash[65];
 	if (!vu_has_batmap(c)) {
-		int err = get_xattr(c->fd, MARKER_XATTR, &marker, 1);
+		int err = vu_get_xattr(c->fd, MARKER_XATTR, &marker, 1);
 		if (!err)
-			err = get_xattr(c->fd, KEYHASH_XATTR, keyhash, sizeof keyhash);
+			err = vu_get_xattr(c->fd, KEYHASH_XATTR, keyhash, sizeof keyhash);
 		if (err)
 			return err;
 		im->marker = marker;
