@@ -8,7 +8,20 @@ B=${B:-build}
 case $B in /*) ;; *) B=$ROOT/$B ;; esac
 VHD=$B/vhd
 VHDIO=$B/tests/vhd-io
-CORPUS=${VHDKIT_CORPUS:-$ROOT/../shared/corpus}
+# find_corpus: VHDKIT_CORPUS, else ../shared/corpus beside this checkout or
+# beside the checkout it was cloned from (a clone of a clone in /tmp, as
+# .ci/run makes, still finds the shared corpus of the original)
+find_corpus() {
+	[ -n "${VHDKIT_CORPUS:-}" ] && { echo "$VHDKIT_CORPUS"; return; }
+	local dir=$ROOT origin i
+	for i in 1 2 3 4; do
+		[ -d "$dir/../shared/corpus" ] && { echo "$dir/../shared/corpus"; return; }
+		origin=$(git -C "$dir" config --get remote.origin.url 2>/dev/null) || break
+		case $origin in /*) [ -d "$origin" ] && dir=$origin || break ;; *) break ;; esac
+	done
+	echo "$ROOT/../shared/corpus"
+}
+CORPUS=$(find_corpus)
 [ -d "$CORPUS" ] && CORPUS=$(cd "$CORPUS" && pwd)
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/vhdkit-test.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
