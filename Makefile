@@ -7,7 +7,7 @@ CC       ?= cc
 B        := build
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
-            -fvisibility=hidden -Iinclude -Ilib -MMD -MP -pthread
+            -fvisibility=hidden -Iinclude -MMD -MP -pthread
 LDLIBS   := -pthread -luuid $(shell pkg-config --libs json-c 2>/dev/null || echo -ljson-c)
 CLI_LIBS := $(LDLIBS) $(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
 CFLAGS   += $(shell pkg-config --cflags json-c 2>/dev/null)
@@ -18,11 +18,21 @@ CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 LDFLAGS += -fsanitize=address,undefined
 endif
 
+# The layers (README "Source layout"): lib/ is the library; common/ what the
+# programs share; cli/ the vhd subcommands, gc/ the daemon, vhdutil/ blktap's
+# personality.  lib/internal.h is on the include path of lib/, vhdutil/,
+# fuzz/ and the unit tests only, so a cli/ or gc/ file that reaches for the
+# library's internals does not build.
 LIB_SRC  := $(wildcard lib/*.c)
-CLI_SRC  := $(wildcard cli/*.c)
+PROG_SRC := $(wildcard common/*.c cli/*.c gc/*.c vhdutil/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
 PIC_OBJ  := $(LIB_SRC:%.c=$(B)/pic/%.o)
-CLI_OBJ  := $(CLI_SRC:%.c=$(B)/%.o)
+PROG_OBJ := $(PROG_SRC:%.c=$(B)/%.o)
+$(B)/lib/%.o $(B)/pic/lib/%.o $(B)/vhdutil/%.o: CFLAGS += -Ilib
+$(B)/vhdutil/%.o: CFLAGS += -Icommon
+$(B)/common/%.o: CFLAGS += -Icommon
+$(B)/cli/%.o: CFLAGS += -Icommon -Icli
+$(B)/gc/%.o: CFLAGS += -Icommon -Igc
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 TOOL_SRC := $(wildcard tests/tools/*.c)
@@ -52,12 +62,13 @@ $(B)/libvhdkit.so: $(PIC_OBJ) lib/vhdkit.map
 	$(CC) -shared -Wl,-soname,libvhdkit.so.0 -Wl,--version-script=lib/vhdkit.map \
 	    $(LDFLAGS) -o $@ $(PIC_OBJ) $(LDLIBS)
 
-$(B)/vhd: $(CLI_OBJ) $(B)/libvhdkit.a
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(B)/libvhdkit.a $(CLI_LIBS) -lm
+$(B)/vhd: $(PROG_OBJ) $(B)/libvhdkit.a
+	$(CC) $(LDFLAGS) -o $@ $(PROG_OBJ) $(B)/libvhdkit.a $(CLI_LIBS) -lm
 
+# unit tests see the internals, and may link the programs' pieces too
 $(B)/tests/%: tests/unit/%.c $(B)/libvhdkit.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libvhdkit.a $(LDLIBS)
+	$(CC) $(CFLAGS) -Ilib -Icommon $(LDFLAGS) -o $@ $< $(B)/libvhdkit.a $(LDLIBS)
 
 $(B)/tests/%: tests/tools/%.c $(B)/libvhdkit.a
 	@mkdir -p $(dir $@)
@@ -68,7 +79,7 @@ BENCH_SRC := $(wildcard bench/tools/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/tools/%.c=$(B)/bench/%)
 $(B)/bench/%: bench/tools/%.c $(B)/libvhdkit.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libvhdkit.a $(LDLIBS)
+	$(CC) $(CFLAGS) -Ilib $(LDFLAGS) -o $@ $< $(B)/libvhdkit.a $(LDLIBS)
 
 # fuzzing: the libFuzzer target (clang, its own sanitized objects) for
 # `make fuzz` (fuzz/run.sh), and the replay driver (normal compiler) that
@@ -86,7 +97,7 @@ $(B)/fuzz/fuzz-open-check: fuzz/fuzz-open-check.c $(FUZZ_OBJ)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) $(LDLIBS)
 $(B)/tests/fuzz-replay: fuzz/fuzz-open-check.c $(B)/libvhdkit.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -DFUZZ_REPLAY $(LDFLAGS) -o $@ $< $(B)/libvhdkit.a $(LDLIBS)
+	$(CC) $(CFLAGS) -Ilib -DFUZZ_REPLAY $(LDFLAGS) -o $@ $< $(B)/libvhdkit.a $(LDLIBS)
 tests-bin: $(B)/tests/fuzz-replay
 fuzz-bin: $(B)/fuzz/fuzz-open-check $(B)/tests/fuzz-replay
 

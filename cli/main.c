@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "vhd.h"
-#include "vhdutil.h"
 
 static const struct subcommand commands[] = {
 	{ "create", cmd_create, "create a dynamic or fixed VHD" },

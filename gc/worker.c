@@ -1,4 +1,4 @@
-/* gc-worker.c - the GC's planner and executor.
+/* worker.c - the GC's planner and executor.
  *
  * Each round: scan the SR under the SR lock, check every file (vhd_check;
  * results cached while a file is unchanged), plan, release the lock, then

@@ -1,4 +1,4 @@
-/* vhdutil-image.c - vhd-util create, snapshot, set, repair and modify. */
+/* image.c - vhd-util create, snapshot, set, repair and modify. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>

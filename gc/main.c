@@ -1,4 +1,4 @@
-/* gc.c - `vhd gc`: dispatch, and `vhd gc run DIR` (the daemon). */
+/* main.c - `vhd gc`: dispatch, and `vhd gc run DIR` (the daemon). */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>

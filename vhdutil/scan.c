@@ -1,4 +1,4 @@
-/* vhdutil-scan.c - `vhd-util scan`: list VHDs, or print them as a forest.
+/* scan.c - `vhd-util scan`: list VHDs, or print them as a forest.
  *
  * As blktap's: -f opens fast (the footer copy at offset 0 and the header),
  * -a adds each parent found, a raw parent (nil parent UUID) as a raw target

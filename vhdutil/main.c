@@ -1,4 +1,4 @@
-/* vhdutil.c - `vhd-util`: blktap's command line, chosen by argv[0].
+/* main.c - `vhd-util`: blktap's command line, chosen by argv[0].
  *
  * Installed as a symlink named vhd-util to the vhd binary, vhdkit accepts
  * blktap's vhd-util commands and options and prints what blktap prints,

@@ -1,4 +1,4 @@
-/* vhdutil-merge.c - vhd-util coalesce and fill.
+/* merge.c - vhd-util coalesce and fill.
  *
  * coalesce merges the child into its parent with vhdkit's sector-exact,
  * journaled coalesce; unlike blktap it grows a smaller parent instead of

@@ -1,4 +1,4 @@
-/* vhdutil-ctx.c - images as blktap's libvhd sees them, for vhd-util.
+/* ctx.c - images as blktap's libvhd sees them, for vhd-util.
  *
  * vhd-util's messages and exit statuses follow from the order in which
  * libvhd reads things and from what it checks at each step (footer and

@@ -1,4 +1,4 @@
-/* vhdutil-check.c - `vhd-util check`: blktap's checks, in blktap's order,
+/* check.c - `vhd-util check`: blktap's checks, in blktap's order,
  * stopping at the first problem with blktap's message, then dumping the
  * metadata as `vhd-util read -p` does.
  *

@@ -1,4 +1,4 @@
-/* gc-server.c - the GC's control socket and its metrics.
+/* control.c - the GC's control socket and its metrics.
  *
  * Socket protocol: newline-delimited JSON, one request object per line, one
  * reply object per line:

@@ -1,4 +1,4 @@
-/* gc-client.c - `vhd gc status|wait|pause|resume|cancel|set-rate`: talk to
+/* client.c - `vhd gc status|wait|pause|resume|cancel|set-rate`: talk to
  * the GC of an SR over its socket. */
 #include <errno.h>
 #include <getopt.h>

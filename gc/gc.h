@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "vhd.h"
+#include "common.h"
 
 #define GC_SOCKET_NAME ".vhd-gc.sock"
 #define GC_MAX_ERRORS 20

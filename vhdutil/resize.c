@@ -1,4 +1,4 @@
-/* vhdutil-resize.c - vhd-util resize (with blktap's undo journal) and revert.
+/* resize.c - vhd-util resize (with blktap's undo journal) and revert.
  *
  * The journal is blktap's format (../shared/FORMAT-NOTES.md): a 512-byte
  * header ("vjournal", the VHD's UUID, the VHD's footer offset, entry counts

@@ -1,4 +1,4 @@
-/* vhdutil-query.c - `vhd-util query`: size, parent, fields, depth. */
+/* query.c - `vhd-util query`: size, parent, fields, depth. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>

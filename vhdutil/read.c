@@ -1,4 +1,4 @@
-/* vhdutil-read.c - `vhd-util read`: print headers, BAT, bitmaps, data. */
+/* read.c - `vhd-util read`: print headers, BAT, bitmaps, data. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vhd.h"
+#include "common.h"
 #include "vhdutil.h"
 
 static const char *conv(bool hex, uint64_t v)
