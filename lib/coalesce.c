@@ -168,10 +168,10 @@ static int find_runs(struct merge *m, uint32_t b, struct run *runs, unsigned *co
 	for (uint64_t s = first; s < end;) {
 		uint64_t run;
 		struct vhd *from = NULL;
-		int l = vhd_find_source(m->top, s, end - s, &run, &from, m->layers);
-		if (l == -2)
+		int l;
+		if (vhd_find_source(m->top, s, end - s, &run, &from, &l, m->layers))
 			return -1;
-		if (l >= 0)
+		if (l != NO_LAYER)
 			runs[n++] = (struct run){ (uint32_t)(s - first), (uint32_t)run, from, from->fd,
 			                          source_offset(from, s) };
 		s += run;
@@ -326,7 +326,7 @@ static int copy_block(struct merge *m, uint32_t b, uint32_t limit, unsigned idx,
 		return -1;
 	int rc = 0;
 	if (sl->block != b)
-		rc = vhd_error(EINVAL, "merge: block %u came back for %u", sl->block, b);
+		rc = vhd_error(EIO, "merge: block %u came back for %u", sl->block, b);
 	else if (sl->nruns && !is_fixed(m->base))
 		rc = update_bitmap(m, sl, idx, fresh);
 	if (!rc)
@@ -666,8 +666,8 @@ static int check_sizes(struct merge *m)
 	const struct vhd *v = m->top;
 	for (unsigned i = 0; i < m->layers; i++, v = v->parent)
 		if (v->parent && !v->parent->is_raw && v->parent->footer.curr_size > v->footer.curr_size)
-			return vhd_error(EINVAL, "%s: smaller than its parent %s", v->path,
-			                 v->parent->path);
+			return vhd_error(EPERM, "%s: smaller than its parent %s", v->path,
+			                v->parent->path);
 	return 0;
 }
 
@@ -708,7 +708,7 @@ static int alloc_buffers(struct merge *m)
 	m->top_sectors = m->top->footer.curr_size / SECTOR;
 	uint64_t blocks = div_round_up(m->top_sectors, m->block_sectors);
 	if (blocks > UINT32_MAX)
-		return vhd_error(EINVAL, "%s: too many blocks", m->top->path);
+		return vhd_error(EFBIG, "%s: too many blocks", m->top->path);
 	m->blocks = (uint32_t)blocks;
 	unsigned batch = m->opts->batch_blocks ? m->opts->batch_blocks : DEFAULT_BATCH_BLOCKS;
 	m->batch = batch > MAX_BATCH_BLOCKS ? MAX_BATCH_BLOCKS : batch;
@@ -769,8 +769,8 @@ static int setup(struct merge *m, const char *top, const char *base, const char 
 	vhd_debug(m->base->path, "survey: %llu bytes to copy, %u new blocks, %.3f s",
 	          (unsigned long long)m->left_bytes, m->left_new_blocks, now() - t0);
 	if (!is_fixed(m->base) && m->blocks > m->base->bat_entries)
-		return vhd_error(EINVAL, "%s: its BAT (%u blocks) cannot hold the top's %u blocks",
-		                 m->base->path, m->base->bat_entries, m->blocks);
+		return vhd_error(ENOTSUP, "%s: its BAT (%u blocks) cannot hold the top's %u blocks",
+		                  m->base->path, m->base->bat_entries, m->blocks);
 	return 0;
 }
 
@@ -833,7 +833,7 @@ int merge_resume_late(struct journal *j, const struct vhd_coalesce_opts *opts)
 	m.base = uuid_is_nil(m.j.base_uuid) ? vhd_open_raw(m.j.base, true)
 	                                    : vhd_open(m.j.base, VHD_OPEN_RDWR | VHD_OPEN_NO_PARENT);
 	if (m.base && memcmp(m.base->footer.uuid, m.j.base_uuid, 16))
-		vhd_error(EINVAL, "%s: not the base the journal %s names", m.j.base, m.j.path);
+		vhd_error(EBADMSG, "%s: not the base the journal %s names", m.j.base, m.j.path);
 	else if (m.base && !lock_top(&m))
 		rc = finish(&m);
 	merge_free(&m);

@@ -196,6 +196,8 @@ struct vhd {
 int vhd_error(int errnum, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prefix the current message with "PREFIX: " (keeps errno). Returns -1. */
 int vhd_error_prefix(const char *prefix);
+/* Keep the last error's message, give it errno ERRNUM; returns -1. */
+int vhd_error_recode(int errnum);
 void vhd_debug(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- I/O helpers (util.c) ----------------------------------------- */
@@ -209,6 +211,7 @@ int fd_size(int fd, const char *path, uint64_t *size, bool *is_blockdev);
 /* Allocate, checking the size is sane. */
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t m);
+void *xaligned_alloc(size_t align, size_t n);
 char *xstrdup(const char *s);
 bool is_zero(const void *buf, size_t len);
 
@@ -255,11 +258,12 @@ int vhd_allocate_block(struct vhd *v, uint32_t block);
 
 /* Chain reads (io.c).  vhd_find_source: which file provides the run of
  * sectors starting at SECTOR (at most MAX), looking at no more than LAYERS
- * files from V down.  Returns that file's depth below V (0 = V) and sets
- * *RUN and *FROM; -1 when none of those layers has it (zeros, or the
- * layers below); -2 on error. */
+ * files from V down.  Sets *RUN, and *LAYER to that file's depth below V
+ * (0 = V) with *FROM to the file, or *LAYER to NO_LAYER when none of those
+ * layers has it (zeros, or the layers below).  Returns 0, or -1 on error. */
+#define NO_LAYER (-1)
 int vhd_find_source(struct vhd *v, uint64_t sector, uint64_t max, uint64_t *run,
-                    struct vhd **from, unsigned layers);
+                    struct vhd **from, int *layer, unsigned layers);
 /* Read N sectors of V's own data at virtual SECTOR (V must hold them). */
 int vhd_read_sectors(struct vhd *v, void *buf, uint64_t sector, uint64_t n);
 

@@ -26,18 +26,20 @@ static int check_range(const struct vhd *v, uint64_t count, uint64_t offset)
 }
 
 int vhd_find_source(struct vhd *v, uint64_t sector, uint64_t max, uint64_t *run,
-                    struct vhd **from, unsigned layers)
+                    struct vhd **from, int *layer, unsigned layers)
 {
 	uint64_t vs = virtual_sectors(v);
+	*layer = NO_LAYER;
 	if (sector >= vs) {          /* beyond a smaller parent: zeros */
 		*run = max;
-		return -1;
+		return 0;
 	}
 	if (max > vs - sector)
 		max = vs - sector;
 	if (v->footer.type == VHD_TYPE_FIXED) {
 		*run = max;
 		*from = v;
+		*layer = 0;
 		return 0;
 	}
 	uint32_t block = (uint32_t)(sector / v->block_sectors);
@@ -53,26 +55,30 @@ int vhd_find_source(struct vhd *v, uint64_t sector, uint64_t max, uint64_t *run,
 	} else {
 		uint8_t *map = vhd_block_bitmap(v, block);
 		if (!map)
-			return -2;
+			return -1;
 		here = bit_test(map, in);
 		*run = bit_find(map, in, end, !here) - in;
 	}
 	if (here) {
 		*from = v;
+		*layer = 0;
 		return 0;
 	}
 	if (layers <= 1)
-		return -1;
+		return 0;
 	if (!v->parent) {
 		if (v->footer.type == VHD_TYPE_DIFF)
 			return vhd_error(ENOENT, "%s: parent not open: cannot read sector %llu", v->path,
-			                 (unsigned long long)sector), -2;
-		return -1;
+			                 (unsigned long long)sector);
+		return 0;
 	}
 	uint64_t prun;
-	int l = vhd_find_source(v->parent, sector, *run, &prun, from, layers - 1);
+	int below;
+	if (vhd_find_source(v->parent, sector, *run, &prun, from, &below, layers - 1))
+		return -1;
 	*run = prun;
-	return l < 0 ? l : l + 1;
+	*layer = below == NO_LAYER ? NO_LAYER : below + 1;
+	return 0;
 }
 
 /* File offset of virtual SECTOR in V's own data (V must hold it). */
@@ -99,16 +105,16 @@ static void prefetch_runs(struct vhd *v, uint64_t sector, uint64_t left)
 {
 	uint64_t run;
 	struct vhd *from = NULL;
-	int l = vhd_find_source(v, sector, left, &run, &from, UINT_MAX);
-	if (l == -2 || run >= left)
+	int l;
+	if (vhd_find_source(v, sector, left, &run, &from, &l, UINT_MAX) || run >= left)
 		return;
 	for (;;) {
-		if (l >= 0)
+		if (l != NO_LAYER)
 			posix_fadvise(from->fd, (off_t)sector_offset(from, sector), (off_t)(run * SECTOR),
 			              POSIX_FADV_WILLNEED);
 		sector += run;
 		left -= run;
-		if (!left || (l = vhd_find_source(v, sector, left, &run, &from, UINT_MAX)) == -2)
+		if (!left || vhd_find_source(v, sector, left, &run, &from, &l, UINT_MAX))
 			return;
 	}
 }
@@ -123,10 +129,10 @@ VHD_EXPORT int vhd_pread(vhd_t *v, void *buf, uint64_t count, uint64_t offset)
 	while (left) {
 		uint64_t run;
 		struct vhd *from = NULL;
-		int l = vhd_find_source(v, sector, left, &run, &from, UINT_MAX);
-		if (l == -2)
+		int l;
+		if (vhd_find_source(v, sector, left, &run, &from, &l, UINT_MAX))
 			return -1;
-		if (l == -1)
+		if (l == NO_LAYER)
 			memset(p, 0, run * SECTOR);
 		else if (vhd_read_sectors(from, p, sector, run))
 			return -1;
@@ -146,12 +152,12 @@ VHD_EXPORT int vhd_is_zero(vhd_t *v, uint64_t count, uint64_t offset)
 	while (left) {
 		uint64_t run;
 		struct vhd *from = NULL;
-		int l = vhd_find_source(v, sector, left, &run, &from, UINT_MAX);
-		if (l == -2)
+		int l;
+		if (vhd_find_source(v, sector, left, &run, &from, &l, UINT_MAX))
 			return -1;
 		if (run > sizeof buf / SECTOR)
 			run = sizeof buf / SECTOR;
-		if (l >= 0) {
+		if (l != NO_LAYER) {
 			if (vhd_read_sectors(from, buf, sector, run))
 				return -1;
 			if (!is_zero(buf, run * SECTOR))
@@ -167,13 +173,13 @@ VHD_EXPORT int vhd_map(vhd_t *v, int chain, vhd_map_fn fn, void *opaque)
 {
 	uint64_t vs = virtual_sectors(v);
 	uint64_t start = 0, len = 0;
-	int cur = -1;
+	int cur = NO_LAYER;
 	int rc = 0;
 	for (uint64_t s = 0; s < vs;) {
 		uint64_t run;
 		struct vhd *from;
-		int l = vhd_find_source(v, s, vs - s, &run, &from, chain ? UINT_MAX : 1);
-		if (l == -2) {
+		int l;
+		if (vhd_find_source(v, s, vs - s, &run, &from, &l, chain ? UINT_MAX : 1)) {
 			rc = -1;
 			break;
 		}

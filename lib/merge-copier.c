@@ -83,8 +83,11 @@ static int read_span(struct reader *r, struct read_slot *s, unsigned i, unsigned
 		ssize_t got = preadv(s->runs[i].fd, iov, n, (off_t)off);
 		if (got < 0 && errno == EINTR)
 			continue;
-		if (got <= 0)
-			return got < 0 ? -errno : -EIO;
+		if (got <= 0) {
+			if (got == 0)
+				errno = EIO;   /* the file ends inside the run */
+			return -1;
+		}
 		off += (uint64_t)got;
 		total -= (size_t)got;
 		while (got > 0) {   /* drop what was read from the vector */
@@ -107,8 +110,11 @@ static int write_all(int fd, const uint8_t *buf, size_t len, uint64_t off)
 		ssize_t n = pwrite(fd, buf, len, (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			return -1;
+		}
 		buf += n;
 		len -= (size_t)n;
 		off += (uint64_t)n;
@@ -125,10 +131,9 @@ static int write_slot(struct read_slot *s)
 		while (j + 1 < s->nruns && s->runs[j + 1].start == s->runs[j].start + s->runs[j].len)
 			j++;
 		uint32_t a = s->runs[i].start, e = s->runs[j].start + s->runs[j].len;
-		int rc = write_all(s->dst_fd, s->buf + (size_t)a * SECTOR, (size_t)(e - a) * SECTOR,
-		                   s->dst + (uint64_t)a * SECTOR);
-		if (rc)
-			return rc;
+		if (write_all(s->dst_fd, s->buf + (size_t)a * SECTOR, (size_t)(e - a) * SECTOR,
+		              s->dst + (uint64_t)a * SECTOR))
+			return -1;
 		i = j + 1;
 	}
 	if (s->nruns) {
@@ -156,21 +161,19 @@ static enum slot_state copy_slot(struct reader *r, struct slot *sl)
 		unsigned j = i;
 		while (j + 1 < s->nruns && j - i + 2 < MAX_IOV / 2 && joinable(&s->runs[j], &s->runs[j + 1]))
 			j++;
-		int rc = read_span(r, s, i, j);
-		if (rc) {
-			sl->err = -rc;
+		if (read_span(r, s, i, j)) {
+			sl->err = errno;
 			snprintf(sl->msg, sizeof sl->msg, "%s: reading %u sectors at byte %llu: %s",
 			         s->runs[i].from->path, s->runs[i].len,
-			         (unsigned long long)s->runs[i].src, strerror(-rc));
+			         (unsigned long long)s->runs[i].src, strerror(sl->err));
 			return SLOT_FAILED;
 		}
 		i = j + 1;
 	}
-	int rc = write_slot(s);
-	if (rc) {
-		sl->err = -rc;
+	if (write_slot(s)) {
+		sl->err = errno;
 		snprintf(sl->msg, sizeof sl->msg, "writing block %u into the base: %s", s->block,
-		         strerror(-rc));
+		         strerror(sl->err));
 		return SLOT_FAILED;
 	}
 	return SLOT_DONE;
@@ -213,14 +216,14 @@ struct reader *reader_start(unsigned slots, unsigned workers, uint32_t block_sec
 	struct reader *r = xcalloc(1, sizeof *r);
 	if (!r)
 		return NULL;
-	r->gap = aligned_alloc(4096, GAP_BYTES);
+	r->gap = xaligned_alloc(4096, GAP_BYTES);
 	r->count = slots;
 	r->bitmap_bytes = bitmap_bytes;
 	r->workers = workers < MAX_WORKERS ? workers : MAX_WORKERS;
 	r->slots = xcalloc(slots, sizeof *r->slots);
-	bool ok = r->slots != NULL;
+	bool ok = r->gap && r->slots;
 	for (unsigned i = 0; ok && i < slots; i++) {
-		r->slots[i].s.buf = aligned_alloc(4096, (size_t)block_sectors * SECTOR);
+		r->slots[i].s.buf = xaligned_alloc(4096, (size_t)block_sectors * SECTOR);
 		r->slots[i].s.runs = xcalloc(block_sectors / 2 + 1, sizeof(struct run));
 		r->slots[i].s.map = xmalloc(bitmap_bytes ? bitmap_bytes : 1);
 		ok = r->slots[i].s.buf && r->slots[i].s.runs && r->slots[i].s.map;

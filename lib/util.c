@@ -86,6 +86,16 @@ void *xcalloc(size_t n, size_t m)
 	return p;
 }
 
+/* N rounded up to a multiple of ALIGN, as aligned_alloc requires. */
+void *xaligned_alloc(size_t align, size_t n)
+{
+	size_t size = n ? (n + align - 1) / align * align : align;
+	void *p = size >= n ? aligned_alloc(align, size) : NULL;
+	if (!p)
+		vhd_error(ENOMEM, "out of memory (%zu bytes aligned to %zu)", n, align);
+	return p;
+}
+
 char *xstrdup(const char *s)
 {
 	char *p = strdup(s);
@@ -152,7 +162,7 @@ char *utf16_to_utf8(const uint8_t *in, size_t bytes, bool be)
 	return out;
 bad:
 	free(out);
-	vhd_error(EINVAL, "malformed UTF-16 string");
+	vhd_error(EBADMSG, "malformed UTF-16 string");
 	return NULL;
 }
 
