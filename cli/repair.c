@@ -44,19 +44,6 @@ static void on_action(const struct vhd_problem *p, void *opaque)
 		printf("%s: %s\n", p->path, p->message);
 }
 
-static int exit_code(int e)
-{
-	switch (e) {
-	case EPERM:
-	case EBUSY:
-		return EXIT_REFUSED;
-	case EINVAL:
-		return EXIT_INVALID;
-	default:
-		return EXIT_FAIL;
-	}
-}
-
 /* The library's message without its leading "PATH: ". */
 static const char *reason(const char *path)
 {
@@ -72,7 +59,7 @@ static void print_json(const char *path, struct repair_out *o, int rc, bool dry_
 	struct json_object *obj = json_object_new_object();
 	json_object_object_add(obj, "path", json_object_new_string(path));
 	json_object_object_add(obj, "actions", o->actions);
-	bool refused = rc < 0 && exit_code(vhd_get_errno()) != EXIT_FAIL;
+	bool refused = rc < 0 && exit_code_of(vhd_get_errno()) != EXIT_FAIL;
 	json_object_object_add(obj, "refused", refused ? json_object_new_string(reason(path)) : NULL);
 	json_object_object_add(obj, "dry_run", json_object_new_boolean(dry_run));
 	if (rc < 0 && !refused)
@@ -115,7 +102,7 @@ int cmd_repair(int argc, char **argv)
 		printf("%s: dry run: nothing written\n", path);
 	}
 	if (rc < 0) {
-		int code = exit_code(vhd_get_errno());
+		int code = exit_code_of(vhd_get_errno());
 		warnx_("%s%s", vhd_get_error(), code == EXIT_FAIL ? "" : "; nothing was written");
 		return code;
 	}

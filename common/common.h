@@ -25,13 +25,16 @@ static inline bool raw_parent_of(int type, const uint8_t parent_uuid[16])
 enum {
 	EXIT_OK = 0,        /* success; for check: the image is valid */
 	EXIT_FAIL = 1,      /* the operation failed (I/O error, ...) */
-	EXIT_USAGE = 2,     /* bad command line */
+	EXIT_USAGE = 2,     /* bad command line, or arguments that do not fit the
+	                       files (coalescing a disk without a parent) */
 	EXIT_INVALID = 3,   /* the image is damaged or not a VHD */
 	EXIT_REFUSED = 4,   /* refused: file exists, in use, too deep, unsafe repair,
 	                       not enough space */
 	EXIT_STOPPED = 5,   /* stopped on request (signal); resumable */
 };
 
+/* The exit code for the library's errno E. */
+int exit_code_of(int e);
 /* Print "vhd: <library error>" and return the exit code its errno maps to. */
 int fail_lib(void);
 /* Print "vhd: <message>" to stderr. */

@@ -14,14 +14,18 @@ void warnx_(const char *fmt, ...)
 	va_end(ap);
 }
 
-int fail_lib(void)
+/* The library says EBADMSG (ELOOP: a chain that loops) for a damaged
+ * image, EINVAL for a request that does not fit the files (the admin
+ * fixes the command, not the image). */
+int exit_code_of(int e)
 {
-	int e = vhd_get_errno();
-	fprintf(stderr, "vhd: %s\n", vhd_get_error());
 	switch (e) {
-	case EINVAL:
+	case EBADMSG:
 	case ELOOP:
 		return EXIT_INVALID;
+	case EINVAL:
+	case ENAMETOOLONG:
+		return EXIT_USAGE;
 	case EEXIST:
 	case E2BIG:
 	case EBUSY:
@@ -31,6 +35,12 @@ int fail_lib(void)
 	default:
 		return EXIT_FAIL;
 	}
+}
+
+int fail_lib(void)
+{
+	fprintf(stderr, "vhd: %s\n", vhd_get_error());
+	return exit_code_of(vhd_get_errno());
 }
 
 int usage(const char *text, bool error)

@@ -37,7 +37,10 @@ enum vhd_type { VHD_TYPE_FIXED = 2, VHD_TYPE_DYNAMIC = 3, VHD_TYPE_DIFF = 4 };
 
 /* Last error message of this thread; never NULL (empty if none). */
 const char *vhd_get_error(void);
-/* errno of this thread's last error (EINVAL for a malformed image). */
+/* errno of this thread's last error: EBADMSG for a damaged image (ELOOP for
+ * a chain that loops), EINVAL for a call that does not fit the image (a
+ * coalesce of a disk without a parent), EPERM, EBUSY, EEXIST, E2BIG or
+ * ENOTSUP for a refusal, another errno from the system. */
 int vhd_get_errno(void);
 
 /* ---- open / close ---------------------------------------------------- */
@@ -246,7 +249,7 @@ enum vhd_repair_flags {
  * structure is intact.  Each action (done or, with DRY_RUN, planned) is
  * reported to FN as a problem with fatal=0.  Returns the number of actions,
  * or -1 if the image cannot be repaired safely (nothing is written then):
- * errno EPERM = refused as unsafe, EINVAL = not a VHD, EBUSY = in use. */
+ * errno EPERM = refused as unsafe, EBADMSG = not a VHD, EBUSY = in use. */
 int vhd_repair(const char *path, int flags, vhd_problem_fn fn, void *opaque);
 
 /* ---- coalesce and commit ------------------------------------------- */

@@ -292,7 +292,7 @@ static int locator_areas(const struct vhd *v, uint64_t *offset, size_t *bytes)
 	*offset = l[0].data_offset;
 	*bytes = l[0].data_space < SECTOR ? (size_t)l[0].data_space * SECTOR : l[0].data_space;
 	if (*offset + 3 * *bytes > v->footer_offset)
-		return vhd_error(EINVAL, "%s: locator areas lie outside the file", v->path);
+		return vhd_error(EBADMSG, "%s: locator areas lie outside the file", v->path);
 	return 0;
 }
 
@@ -341,8 +341,8 @@ int vhd_reparent_file(const char *child_path, const char *parent_path, int open_
 		goto out;
 	for (struct vhd *a = parent; a; a = a->parent)
 		if (!memcmp(a->footer.uuid, child->footer.uuid, 16)) {
-			vhd_error(ELOOP, "%s: %s is its descendant: that would make a loop", child_path,
-			          parent_path);
+			vhd_error(EINVAL, "%s: %s is its descendant: that would make a loop", child_path,
+			           parent_path);
 			goto out;
 		}
 	if (parent->footer.curr_size > child->footer.curr_size) {
@@ -417,7 +417,7 @@ int vhd_reparent_raw_file(const char *child_path, const char *raw, int open_flag
 	if (child->footer.type != VHD_TYPE_DIFF)
 		vhd_error(EINVAL, "%s: not a differencing disk", child_path);
 	else if (same_inode(child->fd, raw))
-		vhd_error(ELOOP, "%s: cannot be its own raw parent", child_path);
+		vhd_error(EINVAL, "%s: cannot be its own raw parent", child_path);
 	else if (!raw_size(raw, &rsize))
 		rc = rewrite_parent_fields(child, raw, nil);
 	if (vhd_close(child))

@@ -47,6 +47,13 @@ int vhd_error_prefix(const char *prefix)
 	return -1;
 }
 
+int vhd_error_recode(int errnum)
+{
+	last_errno = errnum;
+	errno = errnum;
+	return -1;
+}
+
 void vhd_debug(const char *path, const char *fmt, ...)
 {
 	static int enabled = -1;   /* read once; benign race: same value */

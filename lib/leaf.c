@@ -139,7 +139,7 @@ static int load(struct leaf_journal *j)
 	if (!rc && json_object_object_get_ex(o, "leaf_mtime_ns", &v))
 		j->leaf_mtime_ns = json_object_get_int64(v);
 	json_object_put(o);
-	return rc ? vhd_error(EINVAL, "%s: not a valid leaf-coalesce journal", j->path) : 0;
+	return rc ? vhd_error(EBADMSG, "%s: not a valid leaf-coalesce journal", j->path) : 0;
 }
 
 static int stat_leaf(const char *path, uint64_t *size, int64_t *mtime_ns)
@@ -232,7 +232,7 @@ static int recover_swap(struct leaf_journal *j)
 		if (lfd >= 0)
 			close(lfd);
 	} else if (!done) {
-		return vhd_error(EINVAL, "%s: %s holds neither the leaf nor its parent", j->path, j->leaf);
+		return vhd_error(EBADMSG, "%s: %s holds neither the leaf nor its parent", j->path, j->leaf);
 	}
 	if (rc)
 		return -1;

@@ -279,19 +279,19 @@ int journal_load(const char *path, struct journal *j)
 	if (stat(path, &st))
 		return errno == ENOENT ? 1 : vhd_error(errno, "%s: %s", path, strerror(errno));
 	if (!S_ISREG(st.st_mode) || st.st_size > JOURNAL_MAX_BYTES)
-		return vhd_error(EINVAL, "%s: not a vhdkit journal", path);
+		return vhd_error(EBADMSG, "%s: not a vhdkit journal", path);
 	char abs[PATH_MAX];
 	if (realpath(path, abs))
 		path = abs;   /* names in it are relative to its real directory */
 	json_object *o = json_object_from_file(path);
 	if (!o)
-		return vhd_error(EINVAL, "%s: journal is not valid JSON: %s", path,
-		                 json_util_get_last_err());
+		return vhd_error(EBADMSG, "%s: journal is not valid JSON: %s", path,
+		                  json_util_get_last_err());
 	bool ok = load_fields(path, o, j);
 	json_object_put(o);
 	if (!ok || !(j->path = xstrdup(path))) {
 		journal_free(j);
-		return vhd_error(EINVAL, "%s: journal is damaged or of an unknown version", path);
+		return vhd_error(EBADMSG, "%s: journal is damaged or of an unknown version", path);
 	}
 	return 0;
 }

@@ -122,13 +122,13 @@ char *vhd_locator_path(const struct vhd *v, int n)
 	if (!l->code)
 		return NULL;
 	if (l->code != LOC_MACX && l->code != LOC_W2KU && l->code != LOC_W2RU) {
-		vhd_error(EINVAL, "%s: parent locator %d: unknown code 0x%08x", v->path, n, l->code);
+		vhd_error(EBADMSG, "%s: parent locator %d: unknown code 0x%08x", v->path, n, l->code);
 		return NULL;
 	}
 	if (!l->data_len || l->data_len > locator_space_bytes(l) || l->data_len > 65536 ||
 	    l->data_offset > v->footer_offset || l->data_len > v->footer_offset - l->data_offset) {
-		vhd_error(EINVAL, "%s: parent locator %d: data (%u bytes at %llu) outside the file",
-		          v->path, n, l->data_len, (unsigned long long)l->data_offset);
+		vhd_error(EBADMSG, "%s: parent locator %d: data (%u bytes at %llu) outside the file",
+		           v->path, n, l->data_len, (unsigned long long)l->data_offset);
 		return NULL;
 	}
 	uint8_t *raw = xmalloc(l->data_len + 1);
@@ -150,7 +150,7 @@ char *vhd_locator_path(const struct vhd *v, int n)
 				*c = '/';
 	}
 	if (!name || !*name) {
-		vhd_error(EINVAL, "%s: parent locator %d: cannot decode the name", v->path, n);
+		vhd_error(EBADMSG, "%s: parent locator %d: cannot decode the name", v->path, n);
 		free(name);
 		name = NULL;
 	}

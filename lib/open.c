@@ -16,8 +16,8 @@ static int load_footer(struct vhd *v, bool lax)
 	const char *why;
 
 	if (v->file_size < FOOTER_SIZE)
-		return vhd_error(EINVAL, "%s: file of %llu bytes is too small for a VHD", v->path,
-		                 (unsigned long long)v->file_size);
+		return vhd_error(EBADMSG, "%s: file of %llu bytes is too small for a VHD", v->path,
+		                  (unsigned long long)v->file_size);
 	v->footer_offset = (v->file_size & ~(uint64_t)(SECTOR - 1)) - FOOTER_SIZE;
 	if (read_at(v->fd, v->path, buf, FOOTER_SIZE, v->footer_offset))
 		return -1;
@@ -26,15 +26,15 @@ static int load_footer(struct vhd *v, bool lax)
 	if (!why)
 		return 0;
 	if (!lax)
-		return vhd_error(EINVAL, "%s: primary footer invalid: %s", v->path, why);
+		return vhd_error(EBADMSG, "%s: primary footer invalid: %s", v->path, why);
 	/* repair/info: fall back on the backup copy at offset 0 */
 	if (read_at(v->fd, v->path, buf, FOOTER_SIZE, 0))
 		return -1;
 	footer_decode(&v->footer, buf);
 	const char *why2 = footer_invalid(&v->footer, false, false);
 	if (why2 || v->footer.type == VHD_TYPE_FIXED)
-		return vhd_error(EINVAL, "%s: primary footer invalid: %s; no valid backup footer",
-		                 v->path, why);
+		return vhd_error(EBADMSG, "%s: primary footer invalid: %s; no valid backup footer",
+		                  v->path, why);
 	vhd_debug(v->path, "primary footer invalid (%s); using the backup", why);
 	return 0;
 }
@@ -46,14 +46,14 @@ static int load_header(struct vhd *v)
 	uint64_t off = v->footer.data_offset;
 
 	if (off % SECTOR || off > v->footer_offset || v->footer_offset - off < HEADER_SIZE)
-		return vhd_error(EINVAL, "%s: footer data offset %llu is outside the file", v->path,
-		                 (unsigned long long)off);
+		return vhd_error(EBADMSG, "%s: footer data offset %llu is outside the file", v->path,
+		                  (unsigned long long)off);
 	if (read_at(v->fd, v->path, buf, HEADER_SIZE, off))
 		return -1;
 	header_decode(&v->header, buf);
 	why = header_invalid(&v->header, &v->footer, v->footer_offset);
 	if (why)
-		return vhd_error(EINVAL, "%s: header is invalid: %s", v->path, why);
+		return vhd_error(EBADMSG, "%s: header is invalid: %s", v->path, why);
 	v->bat_entries = v->header.max_bat_entries;
 	v->block_sectors = v->header.block_size / SECTOR;
 	v->bitmap_bytes = (uint32_t)round_up(div_round_up(v->block_sectors, 8), SECTOR);
@@ -96,14 +96,14 @@ static int load_batmap(struct vhd *v)
 	uint64_t need = round_up(div_round_up(v->bat_entries, 8), SECTOR);
 	uint64_t bytes = (uint64_t)m->map_sectors * SECTOR;
 	if (m->version > BATMAP_VERSION)
-		return vhd_error(EINVAL, "%s: batmap version 0x%08x unsupported", v->path, m->version), 1;
+		return vhd_error(EBADMSG, "%s: batmap version 0x%08x unsupported", v->path, m->version), 1;
 	if (!m->map_sectors || bytes < need)
-		return vhd_error(EINVAL, "%s: batmap size %u sectors is too small", v->path,
-		                 m->map_sectors), 1;
+		return vhd_error(EBADMSG, "%s: batmap size %u sectors is too small", v->path,
+		                  m->map_sectors), 1;
 	if (!m->map_offset || m->map_offset % SECTOR || m->map_offset > v->footer_offset ||
 	    bytes > v->footer_offset - m->map_offset)
-		return vhd_error(EINVAL, "%s: batmap offset 0x%llx is invalid", v->path,
-		                 (unsigned long long)m->map_offset), 1;
+		return vhd_error(EBADMSG, "%s: batmap offset 0x%llx is invalid", v->path,
+		                  (unsigned long long)m->map_offset), 1;
 	v->batmap = xcalloc(1, bytes);
 	if (!v->batmap || read_at(v->fd, v->path, v->batmap, bytes, m->map_offset))
 		return -1;
@@ -116,8 +116,8 @@ static int load_batmap(struct vhd *v)
 	if (sum != m->checksum) {
 		free(v->batmap);
 		v->batmap = NULL;
-		return vhd_error(EINVAL, "%s: batmap invalid: checksum 0x%08x, expected 0x%08x",
-		                 v->path, m->checksum, sum), 1;
+		return vhd_error(EBADMSG, "%s: batmap invalid: checksum 0x%08x, expected 0x%08x",
+		                  v->path, m->checksum, sum), 1;
 	}
 	v->has_batmap = true;
 	return 0;
@@ -132,11 +132,11 @@ static int check_bat_entries(struct vhd *v)
 		uint64_t start = (uint64_t)v->bat[b] * SECTOR;
 		uint64_t end = start + v->bitmap_bytes + v->header.block_size;
 		if (start < meta_end)
-			return vhd_error(EINVAL, "%s: block %u: BAT entry 0x%x points into the metadata",
-			                 v->path, b, v->bat[b]);
+			return vhd_error(EBADMSG, "%s: block %u: BAT entry 0x%x points into the metadata",
+			                  v->path, b, v->bat[b]);
 		if (end > v->footer_offset)
-			return vhd_error(EINVAL, "%s: block %u: BAT entry 0x%x points past end of file",
-			                 v->path, b, v->bat[b]);
+			return vhd_error(EBADMSG, "%s: block %u: BAT entry 0x%x points past end of file",
+			                  v->path, b, v->bat[b]);
 	}
 	return 0;
 }
@@ -163,8 +163,8 @@ static int check_bat_overlaps(struct vhd *v)
 		if ((uint64_t)sorted[i - 1] + span > sorted[i]) {
 			uint32_t a = sorted[i - 1], b = sorted[i];
 			free(sorted);
-			return vhd_error(EINVAL, "%s: blocks at sectors 0x%x and 0x%x overlap", v->path,
-			                 a, b);
+			return vhd_error(EBADMSG, "%s: blocks at sectors 0x%x and 0x%x overlap", v->path,
+			                  a, b);
 		}
 	}
 	free(sorted);
@@ -224,9 +224,9 @@ struct vhd *vhd_open_file(const char *path, int flags, bool lax)
 		goto fail;
 	if (v->footer.type == VHD_TYPE_FIXED) {
 		if (v->footer.curr_size > v->footer_offset) {
-			vhd_error(EINVAL, "%s: fixed disk of %llu bytes in a file of %llu bytes", path,
-			          (unsigned long long)v->footer.curr_size,
-			          (unsigned long long)v->file_size);
+			vhd_error(EBADMSG, "%s: fixed disk of %llu bytes in a file of %llu bytes", path,
+			           (unsigned long long)v->footer.curr_size,
+			           (unsigned long long)v->file_size);
 			goto fail;
 		}
 		return v;
@@ -343,8 +343,13 @@ static int open_raw_parent(struct vhd *v, int flags)
 	if ((flags & VHD_OPEN_STRICT_DIR) && !same_directory(v->path, v->parent_path))
 		return vhd_error(EPERM, "%s: parent %s is outside the child's directory", v->path,
 		                 v->parent_path);
-	if (!(v->parent = vhd_open_raw(v->parent_path, false)))
+	if (!(v->parent = vhd_open_raw(v->parent_path, false))) {
+		/* a file that cannot be a raw parent, named by the child's
+		 * locators: the chain is damaged, not the caller's request */
+		if (vhd_get_errno() == EINVAL)
+			vhd_error_recode(EBADMSG);
 		return vhd_error_prefix(v->path);
+	}
 	v->depth = 2;
 	return 0;
 }
@@ -382,7 +387,7 @@ static struct vhd *open_chain(const char *path, int flags, unsigned level)
 	if (!(v->parent = open_chain(v->parent_path, flags, level + 1)))
 		goto fail;
 	if (memcmp(v->parent->footer.uuid, v->header.parent_uuid, 16)) {
-		vhd_error(EINVAL, "%s: parent %s: invalid parent uuid", v->path, v->parent_path);
+		vhd_error(EBADMSG, "%s: parent %s: invalid parent uuid", v->path, v->parent_path);
 		goto fail;
 	}
 	v->depth = v->parent->depth + 1;

@@ -1,7 +1,7 @@
 /* repair.c - vhd_repair(): mend what a damaged VHD's redundancy allows.
  *
  * Two phases.  A read-only survey trusts nothing, works out what is wrong
- * and plans one action per defect, or refuses (EPERM; EINVAL when the file
+ * and plans one action per defect, or refuses (EPERM; EBADMSG when the file
  * is not a VHD at all) with the reason.  Then, unless DRY_RUN, the plan is
  * carried out in a crash-safe order: in-place metadata first, then the
  * primary footer (synced) before anything that depends on it (cutting the
@@ -670,8 +670,8 @@ static int survey(struct repair *r)
 	struct vhd *v = r->v;
 	struct vhd_footer end, backup;
 	if (v->file_size < FOOTER_SIZE)
-		return vhd_error(EINVAL, "%s: not a VHD: a file of %llu bytes is too small", v->path,
-		                 ull(v->file_size));
+		return vhd_error(EBADMSG, "%s: not a VHD: a file of %llu bytes is too small", v->path,
+		                  ull(v->file_size));
 	r->end_off = (v->file_size & ~(uint64_t)(SECTOR - 1)) - FOOTER_SIZE;
 	if (read_at(v->fd, v->path, r->end_raw, FOOTER_SIZE, r->end_off) ||
 	    read_at(v->fd, v->path, r->backup_raw, FOOTER_SIZE, 0))
@@ -685,8 +685,8 @@ static int survey(struct repair *r)
 		r->backup_why = "a fixed disk's footer, not a backup";
 	if (r->end_why && !backup_ok) {
 		if (!has_cookie(r->end_raw) && !has_cookie(r->backup_raw))
-			return vhd_error(EINVAL, "%s: not a VHD: no footer at the end or at offset 0",
-			                 v->path);
+			return vhd_error(EBADMSG, "%s: not a VHD: no footer at the end or at offset 0",
+			                  v->path);
 		return refuse(r, "no valid footer: at the end: %s; at offset 0: %s", r->end_why,
 		              r->backup_why);
 	}

@@ -2,7 +2,8 @@
 # vhd coalesce refuses, changing nothing: a visible parent (exit 4, unless
 # --force), a parent with another child (exit 4), a --relink of a child in
 # use (exit 4), a parent whose filesystem lacks the space (exit 4, with the
-# figure), a fixed or non-differencing file (exit 3).
+# figure), a fixed or non-differencing file (exit 2: a wrong argument, not a
+# damaged image).
 . "$(dirname "$0")/functions.sh"
 requires mount umount
 snap() { find "$1" -type f -name '*.vhd' -exec sha256sum {} + | sort; }
@@ -49,6 +50,6 @@ grep -Eq "needs [0-9]+ MiB more and the filesystem has [0-9]+ MiB free" "$TMP/.o
 ls -a "$TMP/small" | grep -q journal && fail "no space: journal left"
 
 "$VHD" create "$TMP/fixed.vhd" 4M --fixed >/dev/null
-expect_exit 3 "$VHD" coalesce "$TMP/fixed.vhd"
-expect_exit 3 "$VHD" coalesce "$TMP/a/l0.vhd"
+expect_exit 2 "$VHD" coalesce "$TMP/fixed.vhd"
+expect_exit 2 "$VHD" coalesce "$TMP/a/l0.vhd"
 pass "refused visible/shared parents, an in-use relink, a full filesystem and non-children without changing files"

@@ -14,7 +14,7 @@ expect_exit 0 "$VHD" commit --base "$TMP/c/l0.vhd" "$TMP/c/l3.vhd"
 
 make_chain "$TMP/d" 4 32 20 || fail "building the chain"
 leaf=$(content_sha "$TMP/d/l4.vhd")
-expect_exit 3 "$VHD" commit --base "$TMP/d/l4.vhd" "$TMP/d/l2.vhd"     # not an ancestor
+expect_exit 2 "$VHD" commit --base "$TMP/d/l4.vhd" "$TMP/d/l2.vhd"     # not an ancestor: a wrong argument
 expect_exit 0 "$VHD" commit --relink --base "$TMP/d/l1.vhd" "$TMP/d/l3.vhd"
 for f in l2 l3; do [ -e "$TMP/d/$f.vhd" ] && fail "$f.vhd not deleted"; done
 [ "$(content_sha "$TMP/d/l4.vhd")" = "$leaf" ] || fail "leaf changed by commit --relink"

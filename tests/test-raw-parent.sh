@@ -74,7 +74,7 @@ grep -q "raw image" "$TMP/out" || fail "vhd check does not note the raw parent"
 # ---- a VHD is refused as raw parent; a missing one is an error
 "$VHD" create d.vhd 1M >/dev/null
 expect_exit 22 "$VU" snapshot -n bad.vhd -p d.vhd -m
-expect_exit 3 "$VHD" snapshot --raw-parent d.vhd bad.vhd
+expect_exit 2 "$VHD" snapshot --raw-parent d.vhd bad.vhd   # a wrong argument
 grep -q "is a VHD" "$TMP/.out" || fail "refusal does not say why"
 [ ! -e bad.vhd ] || fail "a refused snapshot left a file"
 "$VHD" snapshot --raw-parent raw.img other.vhd || fail "vhd snapshot --raw-parent"

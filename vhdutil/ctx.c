@@ -24,6 +24,8 @@
 int vu_lib_errno(void)
 {
 	int e = vhd_get_errno();
+	if (e == EBADMSG)   /* libvhd's status for bad metadata */
+		return -EINVAL;
 	return -(e ? e : EIO);
 }
 

@@ -77,7 +77,8 @@ int vu_hidden(struct vu_ctx *c, int *hidden);
 int vu_write_footer(struct vu_ctx *c);
 int vu_pread(struct vu_ctx *c, void *buf, size_t len, uint64_t off);
 int vu_pwrite(struct vu_ctx *c, const void *buf, size_t len, uint64_t off);
-/* -errno of the library's last error (for calls into libvhdkit). */
+/* -errno of the library's last error (for calls into libvhdkit); a damaged
+ * image (EBADMSG) is -EINVAL, as libvhd says. */
 int vu_lib_errno(void);
 
 /* Printing, as `vhd-util read`. */
