@@ -524,19 +524,6 @@ static struct vhd *find_base(struct merge *m, const char *base_path)
 	return NULL;
 }
 
-static const char *dir_of(const char *path, char *buf, size_t len)
-{
-	snprintf(buf, len, "%s", path);
-	char *slash = strrchr(buf, '/');
-	if (!slash)
-		return ".";
-	if (slash == buf)
-		slash[1] = 0;
-	else
-		*slash = 0;
-	return buf;
-}
-
 /* Every layer below the top changes content while the merge runs (what
  * it reads from below now comes from the merged base), so each must be
  * hidden and have no other child in its directory (FORCE skips both
@@ -561,7 +548,7 @@ static int check_writable_layers(struct merge *m)
 			                        "of a disk that may be in use (--force to do it anyway)",
 			                 v->path);
 		char dir[PATH_MAX];
-		dir_of(v->path, dir, sizeof dir);
+		path_dir(v->path, dir, sizeof dir);
 		char **others = v->is_raw ? raw_children_in_dir(dir, v->path, child->path)
 		                          : children_in_dir(dir, v->footer.uuid, child->path);
 		if (!others)

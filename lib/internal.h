@@ -211,6 +211,8 @@ int fd_size(int fd, const char *path, uint64_t *size, bool *is_blockdev);
 /* Allocate, checking the size is sane. */
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t m);
+/* The directory of PATH, into BUF: "." for a bare name, "/" at the root. */
+const char *path_dir(const char *path, char *buf, size_t len);
 void *xaligned_alloc(size_t align, size_t n);
 char *xstrdup(const char *s);
 bool is_zero(const void *buf, size_t len);

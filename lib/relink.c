@@ -134,9 +134,7 @@ int merge_relink(struct journal *j, const struct vhd_coalesce_opts *opts)
 	(void)opts;
 	const struct layer_stamp *top = &j->layers[0];
 	char dir[PATH_MAX];
-	snprintf(dir, sizeof dir, "%s", top->path);
-	*strrchr(dir, '/') = 0;
-	char **children = children_in_dir(dir[0] ? dir : "/", top->uuid, top->path);
+	char **children = children_in_dir(path_dir(top->path, dir, sizeof dir), top->uuid, top->path);
 	if (!children)
 		return -1;
 	int rc = 0;
@@ -181,11 +179,9 @@ int merge_delete(struct journal *j, const struct vhd_coalesce_opts *opts)
  * is gone must still compare)? */
 static bool same_dir(const char *a, const char *b)
 {
-	const char *sa = strrchr(a, '/'), *sb = strrchr(b, '/');
 	char da[PATH_MAX], db[PATH_MAX], ra[PATH_MAX], rb[PATH_MAX];
-	snprintf(da, sizeof da, "%.*s", sa ? (int)(sa - a) : 1, sa ? a : ".");
-	snprintf(db, sizeof db, "%.*s", sb ? (int)(sb - b) : 1, sb ? b : ".");
-	return realpath(da[0] ? da : "/", ra) && realpath(db[0] ? db : "/", rb) && !strcmp(ra, rb);
+	return realpath(path_dir(a, da, sizeof da), ra) && realpath(path_dir(b, db, sizeof db), rb) &&
+	       !strcmp(ra, rb);
 }
 
 static bool is_journal_name(const char *name)

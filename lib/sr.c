@@ -56,15 +56,7 @@ VHD_EXPORT int vhd_gc_lock(const char *dir, int wait)
 VHD_EXPORT int vhd_sr_lock_file(const char *file, int wait)
 {
 	char dir[PATH_MAX];
-	snprintf(dir, sizeof dir, "%s", file);
-	char *slash = strrchr(dir, '/');
-	if (!slash)
-		return vhd_sr_lock(".", wait);
-	if (slash == dir)
-		slash[1] = 0;
-	else
-		*slash = 0;
-	return vhd_sr_lock(dir, wait);
+	return vhd_sr_lock(path_dir(file, dir, sizeof dir), wait);
 }
 
 VHD_EXPORT void vhd_sr_unlock(int fd)
