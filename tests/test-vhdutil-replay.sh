@@ -25,6 +25,28 @@ corpus_time=$(date -u -d '2026-11-22 04:51:44' +%s)
 check_flags=
 [ "$(date +%s)" -lt $((corpus_time - 1800)) ] && check_flags=" -t"
 
+# blktap's `scan -f` lists in the order the recording machine's directory
+# gave (glob with GLOB_NOSORT).  To compare byte for byte, copy a scan
+# row's directory into a tmpfs, creating its files in the order that makes
+# the tmpfs list them in the recorded order (a tmpfs lists in creation
+# order or its reverse: probed), and check that it does before the run.
+SHM=$(mktemp -d /dev/shm/vhdkit-replay.XXXXXX) || fail "no tmpfs at /dev/shm"
+trap 'rm -rf "$TMP" "$SHM"' EXIT
+touch "$SHM/first" "$SHM/second"
+[ "$(ls -U "$SHM" | head -1)" = first ] && tmpfs_order=creation || tmpfs_order=reverse
+rm -f "$SHM/first" "$SHM/second"
+lay_out_as_recorded() {   # SRC DST EXPECTED: DST lists SRC's *.vhd as EXPECTED names them
+	local src=$1 dst=$2 names f
+	names=$(sed -n 's/^vhd=\([^ ]*\) .*/\1/p' "$3")
+	mkdir -p "$dst" || return 1
+	for f in $( [ $tmpfs_order = creation ] && echo "$names" || echo "$names" | tac); do
+		cp "$src/$f" "$dst/$f" || return 1
+	done
+	[ "$(ls -U "$dst" | grep '\.vhd$')" = "$names" ] ||
+		fail "$dst: the tmpfs does not list the files in the recorded order: $(ls -U "$dst" | tr '\n' ' ')"
+	[ "$(ls "$src" | grep -c '\.vhd$')" = "$(ls "$dst" | wc -l)" ] || fail "$src: not every VHD is in the scan output"
+}
+
 run_row() {   # DIR ARGS... : run vhd-util ARGS inside DIR, output to $out
 	local dir=$1; shift
 	(cd "$dir" && "$VU" "$@") >"$TMP/raw" 2>&1
@@ -38,7 +60,12 @@ while IFS=$'\t' read -r outfile image command status note; do
 	args=${command#* && }; args=${args#TZ=UTC }; args=${args#timeout 10 }; args=${args#vhd-util }
 	work=$TMP/w$rows
 	mkdir -p "$work/$(dirname "$dir")"
-	cp -r "$CORPUS/$dir" "$work/$dir" && chmod -R u+w "$work"
+	if [[ $outfile == *.scan-f.txt ]]; then
+		work=$SHM/w$rows
+		lay_out_as_recorded "$CORPUS/$dir" "$work/$dir" "$CORPUS/expected/$outfile"
+	else
+		cp -r "$CORPUS/$dir" "$work/$dir" && chmod -R u+w "$work"
+	fi
 	case $args in check*) args="$args$check_flags" ;; esac
 	if [[ $outfile == *.repair-check.txt ]]; then   # the check runs on the repaired copy
 		run_row "$work/$dir" repair -n "$(basename "$image")"
@@ -47,9 +74,6 @@ while IFS=$'\t' read -r outfile image command status note; do
 	run_row "$work/$dir" "$@"; rc=$?
 	sed "s|$work/|\$CORPUS/|g" "$TMP/raw" | as_text >"$TMP/got"
 	want=$CORPUS/expected/$outfile
-	if [[ $outfile == *.scan-f.txt ]]; then   # blktap lists -f in directory order
-		sort "$TMP/got" -o "$TMP/got"; sort "$want" >"$TMP/want"; want=$TMP/want
-	fi
 	reason=$(printf '%s\n' "$DIFFERENCES" | awk -F'\t' -v f="$outfile" '$1 == f {print $2}')
 	if [ -n "$reason" ]; then
 		if cmp -s "$TMP/got" "$want"; then

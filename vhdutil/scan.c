@@ -365,13 +365,14 @@ static void print_forest(struct scan *s)
 	free(s->images);
 }
 
-/* blktap's glob: GLOB_BRACE, errors reported through glob_error; no match
- * is an error only when glob left an errno (a name without wildcards that
- * does not exist: -ENOENT). */
-static int glob_targets(const char *filter, glob_t *g)
+/* blktap's glob: GLOB_BRACE, and with -f (fast, not -p) GLOB_NOSORT, so
+ * that -f lists in directory order; errors reported through glob_error; no
+ * match is an error only when glob left an errno (a name without wildcards
+ * that does not exist: -ENOENT). */
+static int glob_targets(const char *filter, bool fast, glob_t *g)
 {
 	errno = 0;
-	int r = glob(filter, GLOB_BRACE, glob_error, g);
+	int r = glob(filter, GLOB_BRACE | (fast ? GLOB_NOSORT : 0), glob_error, g);
 	int err = r == GLOB_NOSPACE ? -ENOMEM : r == GLOB_ABORTED ? -EIO
 	          : r == GLOB_NOMATCH ? -errno : 0;
 	if (err)
@@ -382,7 +383,7 @@ static int glob_targets(const char *filter, glob_t *g)
 static int find_targets(struct scan *s, const char *filter, int n, char **names)
 {
 	glob_t g = { 0 };
-	int err = filter ? glob_targets(filter, &g) : 0;
+	int err = filter ? glob_targets(filter, s->flags & SCAN_FAST, &g) : 0;
 	for (size_t i = 0; !err && i < g.gl_pathc + (size_t)n; i++) {
 		const char *f = i < g.gl_pathc ? g.gl_pathv[i] : names[i - g.gl_pathc];
 		int e = push_target(s, f, false);
