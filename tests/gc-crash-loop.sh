@@ -27,7 +27,28 @@ for i in 00 01 02 04 06 07 08 09 11 12 13; do rm "$TMP/proto/s$i.vhd"; done
 sr_sums "$TMP/proto" >"$TMP/want" || fail "checksums"
 leaf_uuid() { "$VHD" info --json "$1" | json_get "$(cat)" 'j["uuid"]'; }
 want_uuid=$(leaf_uuid "$TMP/proto/leaf.vhd")
-run_gc() { "$VHD" gc run --once --quiet-period 0 --interval 0.05 "$TMP/w"; }
+gc_cmd=("$VHD" gc run --once --quiet-period 0 --interval 0.05 "$TMP/w")
+run_gc() { "${gc_cmd[@]}"; }
+# kill_gc_after MS: start the GC and kill -9 it after MS milliseconds.  The
+# GC is started as a simple command, so $! is the GC itself (a function or a
+# subshell in the background would give the pid of a shell around it, and
+# the GC would go on running while the SR is checked).  Sets killed=1 when
+# the signal ended it, killed=0 when it had finished first.
+kill_gc_after() {
+	local pid rc
+	"${gc_cmd[@]}" >"$TMP/crash.out" 2>&1 &
+	pid=$!
+	sleep "$(printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)))"
+	kill -9 "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null; rc=$?   # (quiet: no "Killed" line)
+	# reaped, so gone: nothing of that GC still touches the SR
+	[ -e "/proc/$pid" ] && fail "GC $pid still running after kill -9"
+	case $rc in
+	137) killed=1 ;;
+	0) killed=0 ;;
+	*) cat "$TMP/crash.out"; fail "GC exited $rc before the kill" ;;
+	esac
+}
 
 verify() {   # verify WHEN
 	sr_sums "$TMP/w" >"$TMP/got" || fail "$1: checksums"
@@ -38,41 +59,42 @@ verify() {   # verify WHEN
 }
 
 rm -rf "$TMP/w" && cp -a "$TMP/proto" "$TMP/w"
-steps=$(crash_count "$VHD" gc run --once --quiet-period 0 --interval 0.05 "$TMP/w") ||
+steps=$(crash_count "${gc_cmd[@]}") ||
 	fail "clean run failed"
 verify "clean run"
 want_depth=$("$VHD" depth "$TMP/w/leaf.vhd")
 [ "$want_depth" -lt 16 ] || fail "clean run: leaf still $want_depth deep"
 [ "$(leaf_uuid "$TMP/w/leaf.vhd")" = "$want_uuid" ] || fail "clean run: leaf UUID changed"
 ls -A "$TMP/w" | grep -q 's03.vhd' && fail "clean run: garbage s03 left"
-echo "clean run: $steps counted operations, leaf depth 16 -> $want_depth"
+# the real kill -9 lands within the time a whole run takes (without the
+# counting preload, which slows it)
+rm -rf "$TMP/w" && cp -a "$TMP/proto" "$TMP/w"
+t0=$(date +%s%N)
+run_gc >"$TMP/timed.out" 2>&1 || { cat "$TMP/timed.out"; fail "timed clean run failed"; }
+run_ms=$(( ($(date +%s%N) - t0) / 1000000 + 1 ))
+echo "clean run: $steps counted operations, ${run_ms} ms, leaf depth 16 -> $want_depth"
 
 modes=(kill kill powerloss realkill)
+real_kills=0
 for r in $(seq "$rounds"); do
 	mode=${modes[RANDOM % 4]}
 	rm -rf "$TMP/w" && cp -a "$TMP/proto" "$TMP/w"
 	if [ "$mode" = realkill ]; then
-		delay=$(( RANDOM % 1500 ))
+		delay=$(( RANDOM % run_ms ))
 		what="round $r: kill -9 after ${delay} ms"
-		run_gc >"$TMP/crash.out" 2>&1 &
-		pid=$!
-		sleep "$(printf '0.%03d' "$delay")"
-		[ "$delay" -ge 1000 ] && sleep 1
-		kill -9 "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
+		kill_gc_after "$delay"
+		[ "$killed" = 1 ] && real_kills=$((real_kills + 1)) || what="$what (it had finished)"
 	else
 		at=$(( RANDOM * 32768 % steps + RANDOM % steps + 1 ))
 		at=$(( at > steps ? at % steps + 1 : at ))
 		what="round $r: $mode at $at/$steps"
-		crash_run "$at" "$mode" "$RANDOM" "$VHD" gc run --once --quiet-period 0 \
-			--interval 0.05 "$TMP/w" >"$TMP/crash.out" 2>&1
+		crash_run "$at" "$mode" "$RANDOM" "${gc_cmd[@]}" >"$TMP/crash.out" 2>&1
 	fi
 	verify "$what, after the crash"
 	# a second crash during the recovery, now and then
 	if [ $((RANDOM % 4)) -eq 0 ] && [ "$mode" != realkill ]; then
 		at2=$(( RANDOM % 200 + 1 ))
-		crash_run "$at2" kill 1 "$VHD" gc run --once --quiet-period 0 --interval 0.05 \
-			"$TMP/w" >"$TMP/crash2.out" 2>&1
+		crash_run "$at2" kill 1 "${gc_cmd[@]}" >"$TMP/crash2.out" 2>&1
 		verify "$what, then killed at $at2 while recovering"
 	fi
 	run_gc >"$TMP/rerun.out" 2>&1 || { tail -20 "$TMP/rerun.out"; fail "$what: restart failed"; }
@@ -87,4 +109,4 @@ for r in $(seq "$rounds"); do
 	done
 	echo "ok $what"
 done
-pass "$rounds GC crash rounds (seed $seed): converged, every visible VHD unchanged"
+pass "$rounds GC crash rounds (seed $seed; $real_kills real kill -9): converged, every visible VHD unchanged"

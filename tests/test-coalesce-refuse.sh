@@ -28,11 +28,16 @@ grep -q "another child.*other.vhd" "$TMP/.out" || fail "shared parent: message d
 # --relink of a leaf that a writer holds (flock, as vhd_open RDWR takes it)
 make_chain "$TMP/c" 1 16 10 || fail chain
 before=$(snap "$TMP/c")
-( flock -x 9; sleep 5 ) 9<"$TMP/c/l1.vhd" &
+# the holder locks, then becomes the sleep (exec): $! is the one process
+# holding the lock, so killing it releases the lock
+bash -c 'exec 9<"$1" && flock -x 9 && exec sleep 30' holder "$TMP/c/l1.vhd" &
+holder=$!
 sleep 0.5
 expect_exit 4 "$VHD" coalesce --relink "$TMP/c/l1.vhd"
 grep -q "in use" "$TMP/.out" || fail "in-use child: message does not say so"
-kill %1 2>/dev/null; wait
+kill "$holder"; wait "$holder"
+[ -e "/proc/$holder" ] && fail "lock holder $holder still running"
+flock -n "$TMP/c/l1.vhd" true || fail "l1.vhd still locked after its holder was killed"
 [ -e "$TMP/c/l1.vhd" ] || fail "in-use child deleted"
 
 # not enough space: a 24 MiB tmpfs holding a parent and a child with 16 MiB of data
