@@ -1,5 +1,5 @@
 # vhdkit - non-recursive GNU make.  `make`, `make check`, `make demo`,
-# `make SANITIZE=1 check`, `make fuzz`, `make crash-test`, `make bench`,
+# `make deps`, `make SANITIZE=1 check`, `make fuzz`, `make crash-test`, `make bench`,
 # `make install PREFIX=/usr/local DESTDIR=`.
 VERSION  := 0.1.0
 PREFIX   ?= /usr/local
@@ -108,32 +108,39 @@ $(B)/tests/%.so: tests/preload/%.c
 $(B)/vhdkit.pc: lib/vhdkit.pc.in
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
 
-# the man page (scdoc, from tests/install-deps.sh); not part of `all` so that
+# the man page (scdoc, from install-deps.sh); not part of `all` so that
 # building needs nothing beyond the compiler and the -dev packages
 $(B)/vhd.1: man/vhd.1.scd
 	scdoc < $< > $@
 
 tests-bin: all $(UNIT_BIN) $(TOOL_BIN) $(PRELOAD_SO)
 
+# Packages first, then a fresh make (so pkg-config sees them), then the
+# script, with the shell its #! line names (tests/test-make-script-shells.sh).
 deps:
-	@sh tests/install-deps.sh
+	@sh install-deps.sh
+build-deps:
+	@sh install-deps.sh build
 
-check: deps tests-bin $(B)/vhd.1
+check: deps
+	@$(MAKE) -s --no-print-directory tests-bin $(B)/vhd.1
 	@B=$(B) sh tests/run.sh
 
-demo: all
-	@sh contrib/demo.sh
+demo: build-deps
+	@$(MAKE) -s --no-print-directory all $(B)/tests/vhd-io
+	@B=$(B) sh contrib/demo.sh
 
-fuzz:
+fuzz: deps
 	@B=$(B) sh fuzz/run.sh
 
-crash-test: deps tests-bin
-	@B=$(B) CRASH_ROUNDS=$${CRASH_ROUNDS:-60} sh tests/crash-loop.sh
+crash-test: deps
+	@$(MAKE) -s --no-print-directory tests-bin
+	@B=$(B) CRASH_ROUNDS=$${CRASH_ROUNDS:-60} bash tests/crash-loop.sh
 	@B=$(B) CRASH_ROUNDS=$${GC_CRASH_ROUNDS:-40} bash tests/gc-crash-loop.sh
 
-bench: deps tests-bin
+bench: deps
+	@$(MAKE) -s --no-print-directory tests-bin $(BENCH_BIN)
 	@B=$(B) sh bench/run.sh
-bench: $(BENCH_BIN)
 
 install: all $(B)/vhd.1
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
@@ -150,5 +157,5 @@ install: all $(B)/vhd.1
 clean:
 	rm -rf $(B)
 
-.PHONY: all tests-bin deps check demo fuzz fuzz-bin crash-test bench install clean
+.PHONY: all tests-bin deps build-deps check demo fuzz fuzz-bin crash-test bench install clean
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -12,7 +12,7 @@
 #   $B/fuzz/fuzz-open-check -minimize_crash=1 -runs=20000 \
 #       -exact_artifact_path=fuzz/regressions/NAME FILE
 # and replay it with `$B/tests/fuzz-replay FILE` or
-# tests/test-fuzz-regressions.sh.  clang comes from tests/install-deps.sh.
+# tests/test-fuzz-regressions.sh.  clang comes from `make deps` (install-deps.sh).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -22,7 +22,7 @@ JOBS=${FUZZ_JOBS:-1}
 MAX_LEN=65536
 CORPUS=${VHDKIT_CORPUS:-$ROOT/../shared/corpus}
 
-command -v clang >/dev/null 2>&1 || { echo "fuzz: clang not found (run tests/install-deps.sh)" >&2; exit 1; }
+command -v clang >/dev/null 2>&1 || { echo "fuzz: clang not found (run make deps)" >&2; exit 1; }
 make -s B="$B" fuzz-bin
 
 seeds=$B/fuzz/seeds

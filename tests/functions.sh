@@ -30,10 +30,10 @@ export TZ=UTC LC_ALL=C
 fail() { echo "FAIL: $(basename "$0"): $*" >&2; exit 1; }
 pass() { echo "ok: $(basename "$0"): $*"; exit 0; }
 # A test that needs a tool fails (never skips) when it is missing:
-# tests/install-deps.sh installs them.
+# `make deps` (install-deps.sh) installs them.
 requires() {
 	for c in "$@"; do
-		command -v "$c" >/dev/null 2>&1 || fail "required command '$c' not found (run tests/install-deps.sh)"
+		command -v "$c" >/dev/null 2>&1 || fail "required command '$c' not found (run make deps)"
 	done
 }
 need_corpus() {
