@@ -9,23 +9,18 @@
 # dd (O_DIRECT, 2 MiB blocks, conv=fsync) and cp (+ sync) of a file of the
 # same size.  Also: bytes written (kernel I/O accounting) / bytes present,
 # peak resident memory, and `vhd commit` over a 5-level chain.
-# Writes a Markdown fragment to $B/bench/coalesce.md; prints a summary.
-set -u
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-B=${B:-build}; case $B in /*) ;; *) B=$ROOT/$B ;; esac
-VHD=$B/vhd MKCHAIN=$B/tests/mkchain RUNSTAT=$B/tests/runstat
-RUNS=${BENCH_RUNS:-3}
-DIR=${BENCH_DIR:-$ROOT/build/bench/coalesce-work}
-OUT=$B/bench/coalesce.md
-mkdir -p "$B/bench"
-rm -rf "$DIR" && mkdir -p "$DIR"
-trap 'rm -rf "$DIR"' EXIT
+# Writes a Markdown fragment to $B/bench/coalesce.md (BENCH_OUT overrides
+# the directory); prints a summary.  BENCH_QUICK=1 (bench/run.sh): a 64 MiB
+# parent with 16 MiB of data and 200 writes above it.
+. "$(dirname "$0")/functions.sh"
+bench_init coalesce
+DIR=$WORK MKCHAIN=$B/tests/mkchain RUNSTAT=$B/tests/runstat
+rm -rf "${DIR:?}"/*
+SIZE=4G BASE_DATA=1G WRITES=13000 COMMIT_WRITES=2600
+[ "$QUICK" = 1 ] && SIZE=64M BASE_DATA=16M WRITES=200 COMMIT_WRITES=40
 
-drop_caches() { sync; [ "$(id -u)" = 0 ] && echo 3 > /proc/sys/vm/drop_caches 2>/dev/null; }
-cache_note() { [ "$(id -u)" = 0 ] && [ -w /proc/sys/vm/drop_caches ] && echo "page cache dropped before each run" || echo "page cache NOT dropped (not root): warm figures"; }
 # stat FIELD FILE: value of FIELD= in runstat's output
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" "$2"; }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # measure NAME CMD...: run (after dropping caches), append wall/rss/written
 measure() {
@@ -38,7 +33,7 @@ measure() {
 # one_shape LEVELS WRITES: build the chain once, keep pristine copies
 build_shape() {
 	rm -rf "$DIR/proto" && mkdir -p "$DIR/proto"
-	"$MKCHAIN" --size 4G --base-data 1G --levels "$1" --writes "$2" --touch-all "$DIR/proto" > "$DIR/present" ||
+	"$MKCHAIN" --size "$SIZE" --base-data "$BASE_DATA" --levels "$1" --writes "$2" --touch-all "$DIR/proto" > "$DIR/present" ||
 		{ echo "bench: mkchain failed" >&2; exit 1; }
 }
 restore() {   # a fresh copy of the chain (sparse)
@@ -78,12 +73,10 @@ run_merge_bench() {   # NAME LEVELS WRITES CMD-ARGS...
 		measure cp sh -c "cp '$DIR/raw.bin' '$DIR/raw.cp' && sync '$DIR/raw.cp'"
 		rm -f "$DIR/raw.cp"
 	done
-	t=$(cut -d' ' -f1 "$DIR/$name.runs" | median)
+	t=$(median "$name")   # (columns of the .runs: wall, rss, written)
 	rss=$(cut -d' ' -f2 "$DIR/$name.runs" | sort -n | tail -1)
-	wr=$(cut -d' ' -f3 "$DIR/$name.runs" | median)
-	td=$(cut -d' ' -f1 "$DIR/dd.runs" | median)
-	tc=$(cut -d' ' -f1 "$DIR/cp.runs" | median)
-	tp=$(cut -d' ' -f1 "$DIR/pattern.runs" | median)
+	wr=$(median "$name" 3)
+	td=$(median dd) tc=$(median cp) tp=$(median pattern)
 	awk -v n="$name" -v p="$present" -v t="$t" -v td="$td" -v tc="$tc" -v tp="$tp" -v wr="$wr" -v rss="$rss" 'BEGIN {
 		mb = 1048576; best = td < tc ? td : tc
 		printf "| %s | %.0f | %.2f | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %.3f | %.1f |\n",
@@ -93,8 +86,8 @@ run_merge_bench() {   # NAME LEVELS WRITES CMD-ARGS...
 }
 
 : > "$DIR/table"; : > "$DIR/notes"
-[ -n "${BENCH_ONLY_COMMIT:-}" ] || run_merge_bench "coalesce (1 layer)" 1 13000 coalesce "$DIR/w/l1.vhd"
-run_merge_bench "commit (5 layers)" 5 2600 commit --base "$DIR/w/l0.vhd" "$DIR/w/l5.vhd"
+[ -n "${BENCH_ONLY_COMMIT:-}" ] || run_merge_bench "coalesce (1 layer)" 1 "$WRITES" coalesce "$DIR/w/l1.vhd"
+run_merge_bench "commit (5 layers)" 5 "$COMMIT_WRITES" commit --base "$DIR/w/l0.vhd" "$DIR/w/l5.vhd"
 
 {
 	echo "## Coalesce and commit throughput"

@@ -11,16 +11,18 @@
 # bytes stored, with the same 4 MiB buffer as vhd-io (warm, the copy from
 # the page cache dominates and its speed depends on the buffer size).  Throughput = bytes delivered / wall time; cold runs
 # (page cache dropped before each) and warm runs, interleaved.
-# Writes $B/bench/read.md.
+# Writes $B/bench/read.md.  BENCH_QUICK=1: a 64 MiB chain.
 . "$(dirname "$0")/functions.sh"
 bench_init read
 
 [ -x "$TOOLS/mkread" ] && [ -x "$TOOLS/rawread" ] || die "bench tools missing (make bench builds them)"
-[ "$(free_mib "$WORK")" -gt 3072 ] || die "needs 3 GiB free in $WORK"
+shape=() need_mib=3072
+[ "$QUICK" = 1 ] && shape=(--size 64 --writes 50) need_mib=256
+[ "$(free_mib "$WORK")" -gt "$need_mib" ] || die "needs $need_mib MiB free in $WORK"
 
 rm -f "$WORK"/*.vhd
-echo "generating the chain (mkread)"
-present=$("$TOOLS/mkread" "$WORK") || die "mkread failed"
+echo "generating the chain (mkread ${shape[*]})"
+present=$("$TOOLS/mkread" "${shape[@]}" "$WORK") || die "mkread failed"
 chain="$WORK/base.vhd $WORK/mid.vhd $WORK/leaf.vhd"
 RAW="$TOOLS/rawread --chunk 4096"   # vhd-io cat reads 4 MiB at a time
 # shellcheck disable=SC2086

@@ -2,17 +2,20 @@
 #   . "$(dirname "$0")/functions.sh"; bench_init NAME
 # sets ROOT, B (absolute), VHD, VHDIO, TOOLS ($B/bench), RUNS, WORK (a
 # fresh work directory, removed on exit unless BENCH_KEEP=1), OUT (the
-# Markdown fragment $B/bench/NAME.md).
+# Markdown fragment NAME.md in BENCH_OUT, default $B/bench), QUICK (1 with
+# BENCH_QUICK=1: small data, one run, for `make check`; see bench/run.sh).
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 B=${B:-build}; case $B in /*) ;; *) B=$ROOT/$B ;; esac
 VHD=$B/vhd VHDIO=$B/tests/vhd-io TOOLS=$B/bench
 RUNS=${BENCH_RUNS:-3}
+QUICK=${BENCH_QUICK:-0}
+FRAGMENTS=${BENCH_OUT:-$B/bench}
 TIMEFORMAT='%R %U %S'
 
 bench_init() {
-	WORK=${BENCH_DIR:-$B/bench/$1-work}
-	OUT=$B/bench/$1.md
+	WORK=${BENCH_DIR:-$FRAGMENTS/$1-work}
+	OUT=$FRAGMENTS/$1.md
 	mkdir -p "$WORK"
 	[ "${BENCH_KEEP:-0}" = 1 ] || trap 'rm -rf "$WORK"' EXIT
 	rm -f "$WORK"/*.runs
@@ -20,8 +23,10 @@ bench_init() {
 
 die() { echo "bench: $*" >&2; exit 1; }
 
-can_drop_caches() { [ "$(id -u)" = 0 ] && [ -w /proc/sys/vm/drop_caches ]; }
-drop_caches() { sync; can_drop_caches && echo 3 > /proc/sys/vm/drop_caches; }
+# (never in quick mode: it would slow every process of the machine, for
+# figures nobody reads)
+can_drop_caches() { [ "$QUICK" != 1 ] && [ "$(id -u)" = 0 ] && [ -w /proc/sys/vm/drop_caches ]; }
+drop_caches() { can_drop_caches && sync && echo 3 > /proc/sys/vm/drop_caches; }
 
 # timed NAME CMD...: run CMD (stdout discarded) and append "wall user sys"
 # seconds to $WORK/NAME.runs.
@@ -45,6 +50,7 @@ machine() {
 }
 cache_note() {
 	if can_drop_caches; then echo "page cache dropped (sync; echo 3 > /proc/sys/vm/drop_caches) before each cold run"
+	elif [ "$QUICK" = 1 ]; then echo "BENCH_QUICK: small data, page cache not dropped, cold figures are warm"
 	else echo "cold runs impossible (not root: cannot drop the page cache), cold figures are warm"; fi
 }
 
