@@ -38,7 +38,6 @@ struct check {
 	bool primary_bad;          /* the primary footer has a fatal problem */
 	uint32_t blocks;           /* blocks the virtual size covers */
 	uint64_t meta_end;         /* end of the metadata (blktap's "end of headers") */
-	uint64_t data_end;         /* end of the last block not in the metadata */
 	bool geometry_noted;
 	bool *bad_block;           /* BAT entry unusable for data checks */
 	bool batmap_header_found;
@@ -313,9 +312,7 @@ static bool check_header(struct check *c)
 	}
 	if (!header_tests(c, &v->header))
 		return false;
-	v->bat_entries = v->header.max_bat_entries;
-	v->block_sectors = v->header.block_size / SECTOR;
-	v->bitmap_bytes = (uint32_t)round_up(div_round_up(v->block_sectors, 8), SECTOR);
+	vhd_set_block_layout(v);
 	uint64_t blocks = div_round_up(v->footer.curr_size, v->header.block_size);
 	if (blocks > v->bat_entries) {
 		say(c, FATAL, "VHD size (%llu blocks) exceeds BAT size (%u)",
@@ -359,11 +356,6 @@ static void check_parent_fields(struct check *c)
 
 /* ---- batmap ------------------------------------------------------------ */
 
-static uint64_t batmap_header_offset(const struct vhd *v)
-{
-	return v->header.table_offset + round_up((uint64_t)v->bat_entries * 4, SECTOR);
-}
-
 /* blktap's batmap tests; the map is read (and its checksum tested) only
  * when it lies inside the file.  Returns the first problem or NULL; with
  * REPORT, reports every one. */
@@ -405,7 +397,7 @@ static int load_batmap(struct check *c)
 	struct vhd *v = c->v;
 	struct vhd_batmap_header *m = &v->batmap_hdr;
 	uint8_t buf[SECTOR];
-	uint64_t off = batmap_header_offset(v);
+	uint64_t off = bat_end(&v->header);
 	if (!creator_has_batmap(&v->footer) || off > v->footer_offset ||
 	    v->footer_offset - off < SECTOR)
 		return 0;
@@ -460,33 +452,6 @@ static void check_batmap(struct check *c)
 
 /* ---- BAT --------------------------------------------------------------- */
 
-static uint64_t locator_bytes(const struct vhd_locator *l)
-{
-	/* blktap writes bytes (512); the specification says sectors */
-	return l->data_space < SECTOR ? (uint64_t)l->data_space * SECTOR : l->data_space;
-}
-
-/* blktap's "end of headers": header, BAT, batmap, locators. */
-static uint64_t metadata_end(struct check *c)
-{
-	struct vhd *v = c->v;
-	uint64_t end = vhd_metadata_end(v);
-	if (v->batmap_hdr_offset && !v->has_batmap) {
-		/* an invalid batmap: only the header sector is known to be used */
-		end = v->footer.data_offset + HEADER_SIZE;
-		uint64_t bat_end = batmap_header_offset(v);
-		end = end > bat_end + SECTOR ? end : bat_end + SECTOR;
-		struct vhd_batmap_header keep = v->batmap_hdr;
-		uint64_t keep_off = v->batmap_hdr_offset;
-		v->batmap_hdr_offset = 0;
-		uint64_t rest = vhd_metadata_end(v);
-		v->batmap_hdr_offset = keep_off;
-		v->batmap_hdr = keep;
-		end = end > rest ? end : rest;
-	}
-	return end;
-}
-
 static bool read_bat(struct check *c)
 {
 	struct vhd *v = c->v;
@@ -522,8 +487,6 @@ static void check_placement(struct check *c, uint64_t span)
 			if (list_room(&foot))
 				say(c, FATAL, "block %u (offset 0x%x) clobbers footer", b, off);
 		}
-		if (off >= eoh && (off + span) * SECTOR > c->data_end)
-			c->data_end = (off + span) * SECTOR;   /* where the footer belongs */
 	}
 	list_end(c, &head, FATAL, "blocks clobber headers");
 	list_end(c, &foot, FATAL, "blocks clobber the footer");
@@ -614,9 +577,8 @@ static void check_bat(struct check *c)
 	if (c->batmap_header_found && batmap_tests(c, false))
 		say(c, PROBLEM, "error calculating end of metadata: %d (the batmap is invalid)",
 		    -EINVAL);
-	c->meta_end = metadata_end(c);
-	c->data_end = c->meta_end;
-	uint64_t span = ((uint64_t)v->bitmap_bytes + v->header.block_size) / SECTOR;
+	c->meta_end = vhd_metadata_end(v);
+	uint64_t span = block_span(v) / SECTOR;
 	check_placement(c, span);
 	check_overlaps(c, span);
 }
@@ -803,8 +765,8 @@ static void locate_lost_footer(struct check *c)
 {
 	struct vhd *v = c->v;
 	uint8_t raw[FOOTER_SIZE];
-	uint64_t end = c->data_end > c->meta_end ? c->data_end : c->meta_end;
-	end = round_up(end, SECTOR);
+	/* where vhd repair puts it: the whole file may hold data */
+	uint64_t end = vhd_data_end(v, v->file_size & ~(uint64_t)(SECTOR - 1));
 	if (end + FOOTER_SIZE > v->file_size) {
 		say(c, NOTE, "the file (%llu bytes) ends before its data and footer (%llu bytes): "
 		    "truncated?", (unsigned long long)v->file_size,

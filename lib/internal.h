@@ -223,11 +223,32 @@ char *utf16_to_utf8(const uint8_t *in, size_t bytes, bool big_endian);
 /* Encodes into OUT (capacity OUTCAP bytes); returns bytes written or -1. */
 ssize_t utf8_to_utf16(uint8_t *out, size_t outcap, const char *in, bool big_endian);
 
-/* ---- metadata and layout (meta.c) --------------------------------- */
+/* ---- derived quantities (rules.c): each formula written once ------- */
 
+/* Bytes of a BAT of ENTRIES entries (whole sectors), and where the BAT of
+ * H ends (the batmap header follows it). */
+uint64_t bat_bytes(uint32_t entries);
+uint64_t bat_end(const struct vhd_header *h);
+/* Sectors of a batmap mapping ENTRIES blocks. */
+uint32_t batmap_sectors_for(uint32_t entries);
+/* Bytes of V's batmap its checksum covers (blocks of the virtual size). */
+uint64_t batmap_checksum_bytes(const struct vhd *v);
+/* Bytes of a locator's area (blktap's rule; 0 when unusable). */
+uint64_t locator_bytes(const struct vhd_locator *l);
+/* bat_entries, block_sectors and bitmap_bytes from V's header. */
+void vhd_set_block_layout(struct vhd *v);
+/* Bytes of one block in the file: bitmap and data. */
+uint64_t block_span(const struct vhd *v);
 /* Offset of the first byte after all metadata (header, BAT, batmap,
  * locator areas): where blocks may begin. */
 uint64_t vhd_metadata_end(const struct vhd *v);
+/* Where the primary footer of V belongs: after the metadata and every
+ * block whose bitmap lies before LIMIT (the bytes that may hold data),
+ * rounded up to a sector.  vhd check and vhd repair both use it. */
+uint64_t vhd_data_end(const struct vhd *v, uint64_t limit);
+
+/* ---- metadata and layout (meta.c) --------------------------------- */
+
 /* Write both footers (primary at footer_offset, backup at 0 unless fixed),
  * recomputing the checksum.  */
 int vhd_write_footers(struct vhd *v);

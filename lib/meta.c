@@ -7,37 +7,6 @@
 
 #include "internal.h"
 
-static uint64_t locator_space_bytes(const struct vhd_locator *l)
-{
-	/* blktap writes bytes (512); the specification says sectors */
-	return l->data_space < SECTOR ? (uint64_t)l->data_space * SECTOR : l->data_space;
-}
-
-static uint64_t max_u64(uint64_t a, uint64_t b)
-{
-	return a > b ? a : b;
-}
-
-uint64_t vhd_metadata_end(const struct vhd *v)
-{
-	const struct vhd_header *h = &v->header;
-	uint64_t end = v->footer.data_offset + HEADER_SIZE;
-	end = max_u64(end, h->table_offset + round_up((uint64_t)h->max_bat_entries * 4, SECTOR));
-	if (v->batmap_hdr_offset) {
-		end = max_u64(end, v->batmap_hdr_offset + SECTOR);
-		end = max_u64(end, v->batmap_hdr.map_offset +
-		                       (uint64_t)v->batmap_hdr.map_sectors * SECTOR);
-	}
-	if (v->footer.type == VHD_TYPE_DIFF) {
-		for (int i = 0; i < LOC_COUNT; i++) {
-			const struct vhd_locator *l = &h->loc[i];
-			if (l->code && l->data_offset < v->footer_offset)
-				end = max_u64(end, l->data_offset + locator_space_bytes(l));
-		}
-	}
-	return end;
-}
-
 /* Tapdisk writes a batmap from version 1.2 on; 1.1 images may have one
  * (libvhd). Either way it is used only when its header's cookie is found
  * at its place. */
@@ -73,14 +42,6 @@ int vhd_write_bat_entry(struct vhd *v, uint32_t block)
 	uint8_t buf[4];
 	put_be32(buf, v->bat[block]);
 	return write_at(v->fd, v->path, buf, 4, v->header.table_offset + 4ull * block);
-}
-
-static uint64_t batmap_checksum_bytes(const struct vhd *v)
-{
-	uint64_t blocks = div_round_up(v->footer.curr_size, v->header.block_size);
-	uint64_t bytes = round_up(div_round_up(blocks, 8), SECTOR);
-	uint64_t have = (uint64_t)v->batmap_hdr.map_sectors * SECTOR;
-	return bytes < have ? bytes : have;
 }
 
 int vhd_write_batmap(struct vhd *v)
@@ -125,7 +86,7 @@ char *vhd_locator_path(const struct vhd *v, int n)
 		vhd_error(EBADMSG, "%s: parent locator %d: unknown code 0x%08x", v->path, n, l->code);
 		return NULL;
 	}
-	if (!l->data_len || l->data_len > locator_space_bytes(l) || l->data_len > 65536 ||
+	if (!l->data_len || l->data_len > locator_bytes(l) || l->data_len > 65536 ||
 	    l->data_offset > v->footer_offset || l->data_len > v->footer_offset - l->data_offset) {
 		vhd_error(EBADMSG, "%s: parent locator %d: data (%u bytes at %llu) outside the file",
 		           v->path, n, l->data_len, (unsigned long long)l->data_offset);

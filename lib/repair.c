@@ -135,7 +135,7 @@ static const char *parent_fields_implausible(const struct repair *r)
 	bool diff = r->v->footer.type == VHD_TYPE_DIFF;
 	for (int i = 0; i < LOC_COUNT; i++) {
 		const struct vhd_locator *l = &h->loc[i];
-		uint64_t space = l->data_space < SECTOR ? (uint64_t)l->data_space * SECTOR : l->data_space;
+		uint64_t space = locator_bytes(l);
 		if (!l->code)
 			continue;
 		if (!diff)
@@ -177,9 +177,7 @@ static int survey_header(struct repair *r)
 		plan(r, S_HEADER_SUM, "header checksum fixed (was 0x%08x, now 0x%08x): every header "
 		     "field and the structure it describes check out", stored, sum);
 	}
-	v->bat_entries = v->header.max_bat_entries;
-	v->block_sectors = v->header.block_size / SECTOR;
-	v->bitmap_bytes = (uint32_t)round_up(div_round_up(v->block_sectors, 8), SECTOR);
+	vhd_set_block_layout(v);
 	return 0;
 }
 
@@ -206,7 +204,7 @@ static int survey_batmap_header(struct repair *r)
 	struct vhd *v = r->v;
 	struct vhd_batmap_header *m = &v->batmap_hdr;
 	uint8_t buf[SECTOR];
-	uint64_t off = v->header.table_offset + round_up((uint64_t)v->bat_entries * 4, SECTOR);
+	uint64_t off = bat_end(&v->header);
 
 	if (!creator_has_batmap(&v->footer) || off > r->avail || r->avail - off < SECTOR)
 		return 0;
@@ -215,7 +213,7 @@ static int survey_batmap_header(struct repair *r)
 	batmap_header_decode(m, buf);
 	if (memcmp(m->cookie, "tdbatmap", 8))
 		return 0;
-	uint64_t need = round_up(div_round_up(v->bat_entries, 8), SECTOR);
+	uint64_t need = (uint64_t)batmap_sectors_for(v->bat_entries) * SECTOR;
 	uint64_t bytes = (uint64_t)m->map_sectors * SECTOR;
 	if (m->version > BATMAP_VERSION)
 		return refuse(r, "batmap version 0x%08x is unknown", m->version);
@@ -244,7 +242,7 @@ static int cmp_extent(const void *a, const void *b)
 static int survey_overlaps(struct repair *r, uint64_t *ext, uint32_t n)
 {
 	struct vhd *v = r->v;
-	uint64_t span = (v->bitmap_bytes + (uint64_t)v->header.block_size) / SECTOR;
+	uint64_t span = block_span(v) / SECTOR;
 	qsort(ext, n, sizeof *ext, cmp_extent);
 	for (uint32_t i = 1; i < n; i++) {
 		uint32_t a = (uint32_t)ext[i - 1], b = (uint32_t)ext[i];
@@ -271,12 +269,14 @@ static void plan_lost_blocks(struct repair *r)
 }
 
 /* Every allocated block must lie after the metadata, not overlap another,
- * and be in the file; sets data_end. */
+ * and be in the file; sets data_end (where the footer belongs, as vhd
+ * check computes it: once the footer is there, a second repair finds
+ * nothing to do). */
 static int survey_blocks(struct repair *r)
 {
 	struct vhd *v = r->v;
 	uint64_t meta_end = vhd_metadata_end(v);
-	uint64_t span = v->bitmap_bytes + (uint64_t)v->header.block_size;
+	uint64_t span = block_span(v);
 	uint64_t *ext = xmalloc((size_t)v->bat_entries * sizeof *ext + sizeof *ext);
 	uint64_t cut_bytes = 0;
 	uint32_t n = 0;
@@ -284,7 +284,6 @@ static int survey_blocks(struct repair *r)
 
 	if (!ext || !(r->lost = xmalloc((size_t)v->bat_entries * 4 + 4)))
 		goto out;
-	r->data_end = meta_end;
 	for (uint32_t b = 0; b < v->bat_entries; b++) {
 		if (v->bat[b] == BAT_UNUSED)
 			continue;
@@ -304,8 +303,6 @@ static int survey_blocks(struct repair *r)
 				r->first_cut = b;
 			cut_bytes += end - (r->avail & ~(uint64_t)(SECTOR - 1));
 		}
-		if (end > r->data_end)
-			r->data_end = end;
 		ext[n++] = (uint64_t)v->bat[b] << 32 | b;
 	}
 	if (survey_overlaps(r, ext, n))
@@ -314,6 +311,7 @@ static int survey_blocks(struct repair *r)
 		plan_lost_blocks(r);
 	for (uint32_t i = 0; i < r->nlost; i++)   /* from now on they are unallocated */
 		v->bat[r->lost[i]] = BAT_UNUSED;
+	r->data_end = vhd_data_end(v, r->avail);
 	if (r->ncut)
 		plan(r, S_CUT_BLOCKS, "block %u%s cut short: the file was truncated at %llu bytes, "
 		     "so the last %llu KiB of %s data are lost and now read as zeros",
@@ -364,11 +362,7 @@ static int survey_batmap(struct repair *r)
 			         wrong > 1 ? ", " : "", ull(b), why);
 		bit_clear(v->batmap, b);
 	}
-	uint64_t blocks = div_round_up(v->footer.curr_size, v->header.block_size);
-	uint64_t csum_bytes = round_up(div_round_up(blocks, 8), SECTOR);
-	if (csum_bytes > bits / 8)
-		csum_bytes = bits / 8;
-	uint32_t sum = batmap_checksum(v->batmap, csum_bytes);
+	uint32_t sum = batmap_checksum(v->batmap, batmap_checksum_bytes(v));
 	if (wrong) {
 		r->write_batmap = true;
 		plan(r, S_BATMAP, "batmap rebuilt from the block bitmaps: %u block%s marked full "
