@@ -41,8 +41,8 @@ int vu_pread(struct vu_ctx *c, void *buf, size_t len, uint64_t off)
 			continue;
 		if (n < 0)
 			return -errno;
-		if (n == 0)
-			return -EIO;
+		if (n == 0)   /* libvhd: nothing at all past the end is EPIPE, a cut read EIO */
+			return done ? -EIO : -EPIPE;
 		done += (size_t)n;
 	}
 	return 0;
@@ -155,7 +155,7 @@ int vu_read_header(struct vu_ctx *c, struct vhd_header *h)
 	    header_checksum(h) != h->checksum)
 		return -EINVAL;
 	if (!h->block_size || h->block_size & (h->block_size - 1) || h->block_size < SECTOR ||
-	    h->block_size > MAX_BLOCK_SIZE || h->max_bat_entries > MAX_BAT_ENTRIES)
+	    h->block_size > MAX_BLOCK_SIZE)
 		return -EINVAL;
 	return 0;
 }
@@ -226,28 +226,60 @@ bool vu_has_batmap(const struct vu_ctx *c)
 	       (c->footer.creator_version >= 0x00010002u || c->batmap_v11);
 }
 
+/* How many of the header's BAT entries are held: all of them when the
+ * table lies inside the file (what check's header test demands), else
+ * only the disk's own, the ones blktap reads: a header claiming a table
+ * far beyond the end costs no memory. */
+static size_t bat_entries_held(const struct vu_ctx *c, uint64_t used)
+{
+	uint64_t n = c->header.max_bat_entries, off = c->header.table_offset;
+	uint64_t in_file = c->size > off ? (c->size - off) / 4 : 0;
+	return (size_t)(n <= in_file ? n : used);
+}
+
+/* blktap's vhd_read_bat reads only the entries of the footer's size (in
+ * 2 MiB units), -EINVAL if the header has fewer; its errors are that
+ * read's (as vu_pread's: -EPIPE from the end on, -EIO for a cut read, found
+ * before allocating anything).  Entries past the end of the file are unused. */
 int vu_get_bat(struct vu_ctx *c)
 {
 	if (c->bat)
 		return 0;
 	if (!vu_dynamic(c))
 		return -EINVAL;
-	size_t n = c->header.max_bat_entries;
-	uint8_t *raw = malloc(n * 4 + 1);
-	c->bat = malloc(n * 4 + 1);
-	if (!raw || !c->bat) {
-		free(raw);
-		return -ENOMEM;
+	uint64_t used = c->footer.curr_size >> 21, off = c->header.table_offset;
+	if (c->header.max_bat_entries < used)
+		return -EINVAL;
+	uint64_t blktap_bytes = round_up(used ? used * 4 : 1, SECTOR);
+	if (off >= c->size)
+		return -EPIPE;
+	if (blktap_bytes > c->size - off)
+		return -EIO;
+	size_t held = bat_entries_held(c, used);
+	size_t bytes = held * 4 > blktap_bytes ? held * 4 : (size_t)blktap_bytes;
+	size_t in_file = bytes < c->size - off ? bytes : (size_t)(c->size - off);
+	uint8_t *raw = malloc(bytes);
+	c->bat = malloc(held * 4 + 1);
+	int err = raw && c->bat ? 0 : -ENOMEM;
+	if (!err) {
+		memset(raw, 0xff, bytes);
+		err = vu_pread(c, raw, in_file, off);
 	}
-	int err = vu_pread(c, raw, n * 4, c->header.table_offset);
-	for (size_t i = 0; !err && i < n; i++)
+	for (size_t i = 0; !err && i < held; i++)
 		c->bat[i] = get_be32(raw + 4 * i);
 	free(raw);
+	c->bat_entries = err ? 0 : (uint32_t)held;
 	if (err) {
 		free(c->bat);
 		c->bat = NULL;
 	}
 	return err;
+}
+
+/* Entry I of the BAT read by vu_get_bat; unused past what it holds. */
+uint32_t vu_bat_at(const struct vu_ctx *c, uint64_t i)
+{
+	return i < c->bat_entries ? c->bat[i] : BAT_UNUSED;
 }
 
 uint64_t vu_batmap_header_offset(const struct vu_ctx *c)
@@ -344,7 +376,7 @@ int vu_end_of_data(struct vu_ctx *c, uint64_t *end)
 		err = vu_get_bat(c);
 	if (err)
 		return err;
-	for (uint32_t i = 0; i < c->header.max_bat_entries; i++)
+	for (uint32_t i = 0; i < c->bat_entries; i++)   /* the rest is unused */
 		if (c->bat[i] != BAT_UNUSED)
 			eom = max64(eom, ((uint64_t)c->bat[i] + c->bm_secs + c->spb) * SECTOR);
 	*end = eom;
@@ -471,16 +503,17 @@ static int write_footer_at(struct vu_ctx *c, uint64_t off)
 }
 
 /* blktap's vhd_hidden: early tap images (creator version 0.1 and 1.1) keep
- * the flag valid only in the backup footer, which must then validate. */
+ * the flag valid only in the backup footer, which must then validate.  The
+ * flag is blktap's signed char widened to int (225 is -31). */
 int vu_hidden(struct vu_ctx *c, int *hidden)
 {
 	struct vhd_footer f;
-	*hidden = c->footer.hidden;
+	*hidden = (signed char)c->footer.hidden;
 	if (!vu_dynamic(c) || !vu_early_tap(&c->footer))
 		return 0;
 	int err = backup_footer(c, &f, true);
 	if (!err)
-		*hidden = f.hidden;
+		*hidden = (signed char)f.hidden;
 	return err;
 }
 

@@ -100,7 +100,7 @@ static int find_snapshot_target(const char *name, char **result, bool *raw)
 		if ((err = vu_open(&c, target, 0)))
 			break;
 		bool empty = c.footer.type == VHD_TYPE_DIFF && !(err = vu_get_bat(&c));
-		for (uint32_t i = 0; empty && i < c.header.max_bat_entries; i++)
+		for (uint32_t i = 0; empty && i < c.bat_entries; i++)
 			empty = c.bat[i] == BAT_UNUSED;
 		if (!empty) {
 			vu_close(&c);
@@ -330,6 +330,8 @@ static int zero_bat(struct vu_ctx *c)
 	if (err)
 		return err;
 	size_t n = c->header.max_bat_entries;
+	if (c->bat_entries < n)   /* a table past the end of the file: never rewritten */
+		return -EINVAL;
 	uint8_t *raw = malloc(round_up(n * 4, SECTOR) + 1);
 	if (!raw)
 		return -ENOMEM;

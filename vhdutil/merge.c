@@ -25,7 +25,7 @@ static int written_sectors(const char *name, uint64_t *count)
 	*count = 0;
 	if (!map)
 		err = -ENOMEM;
-	for (uint32_t b = 0; !err && b < c.header.max_bat_entries; b++) {
+	for (uint32_t b = 0; !err && b < c.bat_entries; b++) {
 		if (c.bat[b] == BAT_UNUSED)
 			continue;
 		if ((err = vu_pread(&c, map, (size_t)c.bm_secs * SECTOR, (uint64_t)c.bat[b] * SECTOR)))
@@ -206,6 +206,8 @@ static int fill_write(struct vu_ctx *c, const uint32_t *old, uint32_t from, uint
 static int fill_bat(struct vu_ctx *c, uint32_t from, uint32_t to)
 {
 	size_t n = c->header.max_bat_entries;
+	if (c->bat_entries < n)   /* a table past the end of the file: never rewritten */
+		return -EINVAL;
 	uint32_t *old = malloc(n * 4 + 1);
 	uint64_t footer, start, end = 0;
 	int err = old ? fill_start(c, &footer, &start) : -ENOMEM;

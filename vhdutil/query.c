@@ -90,7 +90,7 @@ static int print_allocated(struct vu_ctx *c)
 		printf("error reading bat: %d\n", ret);
 		return ret;
 	}
-	for (uint32_t i = 0; i < c->header.max_bat_entries; i++)
+	for (uint32_t i = 0; i < c->bat_entries; i++)
 		n += c->bat[i] != BAT_UNUSED;
 	printf("%" PRIu64 "\n", n);
 	return 0;

@@ -76,7 +76,8 @@ void vu_print_footer(const struct vhd_footer *f, bool hex)
 	uuid_string(f->uuid, uuid);
 	printf("UUID                : %s\n", uuid);
 	printf("Saved state         : %s\n", f->saved_state ? "Yes" : "No");
-	printf("Hidden              : %d\n\n", f->hidden);
+	/* blktap's footer field is a char: a byte of 225 prints -31 */
+	printf("Hidden              : %d\n\n", (signed char)f->hidden);
 }
 
 void vu_print_header(const struct vhd_header *h, bool hex)
@@ -236,7 +237,7 @@ static int print_translation(struct vu_ctx *c, uint64_t sector, uint64_t count, 
 		uint64_t cur = sector + i, blk = cur / c->spb, lsec = cur % c->spb;
 		if (in_bat(c, blk, hex))
 			return -ERANGE;
-		uint32_t off = c->bat[blk];
+		uint32_t off = vu_bat_at(c, blk);
 		printf("logical sector %s: ", conv(hex, cur));
 		printf("block number: %s, ", conv(hex, blk));
 		printf("sector offset: %s, ", conv(hex, lsec));
@@ -251,7 +252,7 @@ static int print_bat(struct vu_ctx *c, uint64_t block, uint64_t count, bool hex)
 	if (block_range(c, block + count, hex))
 		return -ERANGE;
 	for (uint64_t i = 0; i < count && block + i < c->header.max_bat_entries; i++) {
-		uint32_t off = c->bat[block + i];
+		uint32_t off = vu_bat_at(c, block + i);
 		printf("block: %s: ", conv(hex, block + i));
 		printf("offset: %s\n", off == BAT_UNUSED ? "not allocated"
 		       : conv(hex, (uint64_t)off * SECTOR));
@@ -265,7 +266,7 @@ static int read_bitmap(struct vu_ctx *c, uint64_t block, uint8_t **map)
 	*map = malloc(bytes);
 	if (!*map)
 		return -ENOMEM;
-	int err = vu_pread(c, *map, bytes, (uint64_t)c->bat[block] * SECTOR);
+	int err = vu_pread(c, *map, bytes, (uint64_t)vu_bat_at(c, block) * SECTOR);
 	if (err) {
 		free(*map);
 		*map = NULL;
@@ -280,12 +281,12 @@ static int print_blocks(struct vu_ctx *c, uint64_t block, uint64_t count, bool h
 		return -ERANGE;
 	for (uint64_t i = 0; i < count && block + i < c->header.max_bat_entries; i++) {
 		uint64_t cur = block + i;
-		if (c->bat[cur] == BAT_UNUSED) {
+		if (vu_bat_at(c, cur) == BAT_UNUSED) {
 			printf("block %s not allocated\n", conv(hex, cur));
 			continue;
 		}
 		size_t bytes = what == 'm' ? (size_t)c->bm_secs * SECTOR : c->header.block_size;
-		uint64_t off = ((uint64_t)c->bat[cur] + (what == 'm' ? 0 : c->bm_secs)) * SECTOR;
+		uint64_t off = ((uint64_t)vu_bat_at(c, cur) + (what == 'm' ? 0 : c->bm_secs)) * SECTOR;
 		uint8_t *buf = malloc(bytes);
 		int err = buf ? vu_pread(c, buf, bytes, off) : -ENOMEM;
 		fflush(stdout);
@@ -319,7 +320,7 @@ static int test_bitmap(struct vu_ctx *c, uint64_t sector, uint64_t count, bool h
 			free(map);
 			map = NULL;
 			map_block = blk;
-			int err = c->bat[blk] == BAT_UNUSED ? 0 : read_bitmap(c, blk, &map);
+			int err = vu_bat_at(c, blk) == BAT_UNUSED ? 0 : read_bitmap(c, blk, &map);
 			if (err)
 				return err;
 		}
@@ -413,7 +414,7 @@ static int print_bat_bitmap(struct vu_ctx *c)
 	if (!map)
 		return -ENOMEM;
 	for (uint64_t i = 0; i < blocks && i < c->header.max_bat_entries; i++)
-		if (c->bat[i] != BAT_UNUSED)
+		if (vu_bat_at(c, i) != BAT_UNUSED)
 			bit_set(map, i);
 	fflush(stdout);
 	int err = write(STDOUT_FILENO, map, bytes) < 0 ? -errno : 0;
@@ -434,7 +435,7 @@ static int sector_bit(struct vu_ctx *c, uint64_t sector, uint8_t **map, uint64_t
 		free(*map);
 		*map = NULL;
 		*map_block = blk;
-		int err = c->bat[blk] == BAT_UNUSED ? 0 : read_bitmap(c, blk, map);
+		int err = vu_bat_at(c, blk) == BAT_UNUSED ? 0 : read_bitmap(c, blk, map);
 		if (err)
 			return err;
 	}

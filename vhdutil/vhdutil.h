@@ -28,6 +28,8 @@ struct vu_ctx {
 	struct vhd_header header;   /* dynamic and differencing only */
 	uint32_t spb, bm_secs;      /* sectors per block, bitmap sectors */
 	uint32_t *bat;              /* NULL until vu_get_bat */
+	uint32_t bat_entries;       /* held in bat: max_bat_entries unless the
+	                               table runs past the end of the file */
 	struct vhd_batmap_header batmap;
 	uint8_t *batmap_map;        /* NULL until vu_get_batmap */
 	bool batmap_v11;            /* a tap 1.1 image whose batmap header validates */
@@ -55,6 +57,7 @@ bool vu_early_tap(const struct vhd_footer *f);
 #define KEYHASH_XATTR "user.com.citrix.xenclient.backend.keyhash"
 int vu_get_xattr(int fd, const char *name, void *value, size_t size);
 int vu_get_bat(struct vu_ctx *c);
+uint32_t vu_bat_at(const struct vu_ctx *c, uint64_t i);
 int vu_get_batmap(struct vu_ctx *c);
 uint32_t vu_batmap_checksum(const struct vu_ctx *c);
 bool vu_batmap_test(const struct vu_ctx *c, uint64_t block);
