@@ -11,7 +11,12 @@
  *  - Memory: a returned pointer is owned by the handle it came from and valid
  *    until vhd_close(), unless the function says "caller frees" (use free()).
  *  - Threads: a handle must be used by one thread at a time; separate handles
- *    may be used from separate threads concurrently.
+ *    may be used from separate threads concurrently.  The data functions
+ *    (vhd_pread, vhd_pwrite, vhd_zero, vhd_trim, vhd_flush, vhd_is_zero,
+ *    vhd_block_status, vhd_prefetch) are the exception: any number of
+ *    threads may call them at once on one handle, as an NBD server does,
+ *    provided no other function is called on it meanwhile.  Concurrent
+ *    requests that overlap land in some order, sector by sector.
  *  - Units: offsets and sizes are in bytes; I/O must be 512-byte aligned.
  */
 #ifndef VHDKIT_H
@@ -164,8 +169,43 @@ int vhd_pwrite(vhd_t *vhd, const void *buf, uint64_t count, uint64_t offset);
  * Cheap when the range is unallocated.  Returns 1, 0, or -1. */
 int vhd_is_zero(vhd_t *vhd, uint64_t count, uint64_t offset);
 
-/* Make every write so far durable (fsync).  Returns 0, or -1. */
+/* Make every write so far durable (fsync), whichever thread made it.
+ * Returns 0, or -1. */
 int vhd_flush(vhd_t *vhd);
+
+enum vhd_zero_flags {
+	VHD_ZERO_NO_HOLE = 1 << 0,  /* keep the range allocated: write zeros */
+	VHD_ZERO_FAST    = 1 << 1,  /* fail with ENOTSUP, changing nothing, if
+	                               zeroing would need data written */
+};
+/* Make [OFFSET, OFFSET+COUNT) of the leaf (opened RDWR) read as zeros.
+ * Dynamic and differencing: where no layer below holds data, the sectors'
+ * bits are cleared (data punched out of the file, or zeroed); elsewhere,
+ * or with NO_HOLE, zeros are written, hiding the parent's data.  Fixed:
+ * fallocate (punch, or ZERO_RANGE with NO_HOLE), else zeros written.
+ * Aligned as vhd_pread.  Returns 0, or -1. */
+int vhd_zero(vhd_t *vhd, uint64_t count, uint64_t offset, int flags);
+
+/* Discard [OFFSET, OFFSET+COUNT) of the leaf (opened RDWR): afterwards the
+ * range reads as the layers below (zeros on a dynamic disk, the parent's
+ * data on a differencing one).  The leaf's sectors are marked absent and
+ * their data punched out of the file (the blocks stay in the BAT); a fixed
+ * disk's range is punched where the file system can (zeros then), else
+ * left as it is.  Returns 0, or -1. */
+int vhd_trim(vhd_t *vhd, uint64_t count, uint64_t offset);
+
+/* Block status: calls FN for each run of [OFFSET, OFFSET+COUNT), in order
+ * and merged, with LAYER the depth below VHD of the file holding the run
+ * (0: VHD itself) or -1 where no layer holds it (it reads as zeros).  FN
+ * returns 0 to go on, non-zero to stop (passed back).  Aligned as
+ * vhd_pread.  Returns 0, FN's non-zero value, or -1. */
+typedef int (*vhd_extent_fn)(uint64_t offset, uint64_t length, int layer, void *opaque);
+int vhd_block_status(vhd_t *vhd, uint64_t count, uint64_t offset, vhd_extent_fn fn,
+                     void *opaque);
+
+/* Ask the kernel to read ahead the data of [OFFSET, OFFSET+COUNT) from the
+ * layers holding it (posix_fadvise WILLNEED).  Returns 0, or -1 (range). */
+int vhd_prefetch(vhd_t *vhd, uint64_t count, uint64_t offset);
 
 /* ---- creating and changing images ----------------------------------- */
 

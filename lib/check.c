@@ -886,12 +886,9 @@ out:
 
 static struct vhd *new_handle(const char *path)
 {
-	struct vhd *v = xcalloc(1, sizeof *v);
+	struct vhd *v = vhd_alloc_handle();
 	if (!v)
 		return NULL;
-	v->fd = -1;
-	for (int i = 0; i < BITMAP_CACHE; i++)
-		v->cache[i].block = BAT_UNUSED;
 	if (!(v->path = xstrdup(path)))
 		return vhd_free(v), NULL;
 	v->fd = open(path, O_RDONLY | O_CLOEXEC);

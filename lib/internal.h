@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <sys/types.h>
 
 #include "vhdkit.h"
@@ -153,6 +154,8 @@ static inline uint64_t div_round_up(uint64_t v, uint64_t a) { return (v + a - 1)
 struct bitmap_slot {
 	uint32_t block;        /* BAT_UNUSED when empty */
 	uint8_t *map;          /* bitmap_bytes */
+	pthread_mutex_t lock;  /* held while the slot is looked at or changed by
+	                          the concurrent I/O paths (vhd_bitmap_lock) */
 };
 
 struct vhd {
@@ -178,6 +181,10 @@ struct vhd {
 	uint64_t batmap_hdr_offset;
 
 	struct bitmap_slot cache[BITMAP_CACHE];
+	/* Serializes block allocation and batmap updates (footer_offset,
+	 * file_size, the BAT entry, batmap bytes) between I/O threads.  Lock
+	 * order: a bitmap slot's lock, then this one. */
+	pthread_mutex_t meta_lock;
 	uint8_t *zero_block;       /* lazily allocated zero buffer (block_size) */
 
 	char *parent_name;         /* UTF-8 of header.parent_name */
@@ -264,16 +271,34 @@ char *path_relative_to(const char *child_path, const char *rel);
 
 /* Bitmap of BLOCK (must be allocated), through the cache. NULL on error. */
 uint8_t *vhd_block_bitmap(struct vhd *v, uint32_t block);
+/* The same with the cache slot's lock held, for the paths that run
+ * concurrently on one handle (io.c); release with vhd_bitmap_unlock (not
+ * after a NULL return: the lock is then released already). */
+uint8_t *vhd_bitmap_lock(struct vhd *v, uint32_t block);
+void vhd_bitmap_unlock(struct vhd *v, uint32_t block);
 /* Store a modified bitmap (the cache slot returned above) to disk. */
 int vhd_store_bitmap(struct vhd *v, uint32_t block);
+/* BAT entry B: an atomic load, since an I/O thread may allocate the block
+ * while another reads (the entry only ever goes from BAT_UNUSED to a
+ * place during concurrent I/O). */
+static inline uint32_t bat_get(const struct vhd *v, uint32_t b)
+{
+	return __atomic_load_n(&v->bat[b], __ATOMIC_ACQUIRE);
+}
+/* Batmap bit of BLOCK ("full"), read atomically for the same reason. */
+static inline bool batmap_full(const struct vhd *v, uint32_t block)
+{
+	return v->has_batmap &&
+	       (__atomic_load_n(&v->batmap[block >> 3], __ATOMIC_ACQUIRE) & (0x80u >> (block & 7)));
+}
 /* Byte offset of block data / bitmap. */
 static inline uint64_t block_bitmap_offset(const struct vhd *v, uint32_t b)
 {
-	return (uint64_t)v->bat[b] * SECTOR;
+	return (uint64_t)bat_get(v, b) * SECTOR;
 }
 static inline uint64_t block_data_offset(const struct vhd *v, uint32_t b)
 {
-	return (uint64_t)v->bat[b] * SECTOR + v->bitmap_bytes;
+	return (uint64_t)bat_get(v, b) * SECTOR + v->bitmap_bytes;
 }
 /* Allocate a new block at the end of data (4 KiB aligned data area, empty
  * bitmap, data area a hole), move the footer, update the BAT. */
@@ -297,6 +322,9 @@ int vhd_reparent_file(const char *child, const char *parent, int open_flags);
 /* vhd_reparent_raw with extra vhd_open flags for the child (create.c). */
 int vhd_reparent_raw_file(const char *child, const char *raw, int open_flags);
 
+/* A zeroed handle: fd -1, empty bitmap cache, locks initialized; NULL on
+ * allocation failure (open.c).  Freed by vhd_free. */
+struct vhd *vhd_alloc_handle(void);
 /* Open a single file, no parent (open.c); LAX tolerates a bad primary footer
  * (uses the backup) and a bad batmap (ignored), for repair and info. */
 struct vhd *vhd_open_file(const char *path, int flags, bool lax);

@@ -58,23 +58,33 @@ int vhd_write_batmap(struct vhd *v)
 }
 
 /* Set BLOCK's batmap bit to FULL, writing only the map sector concerned and
- * the header (for its checksum). */
+ * the header (for its checksum).  Under the metadata lock: I/O threads of
+ * one handle update the map concurrently (and read it atomically). */
 int vhd_batmap_set(struct vhd *v, uint32_t block, bool full)
 {
 	uint8_t buf[SECTOR];
-	if (!v->has_batmap || bit_test(v->batmap, block) == full)
+	if (!v->has_batmap)
 		return 0;
+	pthread_mutex_lock(&v->meta_lock);
+	int rc = 0;
+	if (batmap_full(v, block) == full)
+		goto out;
+	uint8_t bit = (uint8_t)(0x80u >> (block & 7));
 	if (full)
-		bit_set(v->batmap, block);
+		__atomic_fetch_or(&v->batmap[block >> 3], bit, __ATOMIC_RELEASE);
 	else
-		bit_clear(v->batmap, block);
+		__atomic_fetch_and(&v->batmap[block >> 3], (uint8_t)~bit, __ATOMIC_RELEASE);
 	uint64_t sector = (block / 8) / SECTOR;
-	if (write_at(v->fd, v->path, v->batmap + sector * SECTOR, SECTOR,
-	             v->batmap_hdr.map_offset + sector * SECTOR))
-		return -1;
+	rc = write_at(v->fd, v->path, v->batmap + sector * SECTOR, SECTOR,
+	              v->batmap_hdr.map_offset + sector * SECTOR);
+	if (rc)
+		goto out;
 	v->batmap_hdr.checksum = batmap_checksum(v->batmap, batmap_checksum_bytes(v));
 	batmap_header_encode(buf, &v->batmap_hdr);
-	return write_at(v->fd, v->path, buf, SECTOR, v->batmap_hdr_offset);
+	rc = write_at(v->fd, v->path, buf, SECTOR, v->batmap_hdr_offset);
+out:
+	pthread_mutex_unlock(&v->meta_lock);
+	return rc;
 }
 
 char *vhd_locator_path(const struct vhd *v, int n)
@@ -148,6 +158,20 @@ uint8_t *vhd_block_bitmap(struct vhd *v, uint32_t block)
 	return s->map;
 }
 
+uint8_t *vhd_bitmap_lock(struct vhd *v, uint32_t block)
+{
+	pthread_mutex_lock(&v->cache[block % BITMAP_CACHE].lock);
+	uint8_t *map = vhd_block_bitmap(v, block);
+	if (!map)
+		pthread_mutex_unlock(&v->cache[block % BITMAP_CACHE].lock);
+	return map;
+}
+
+void vhd_bitmap_unlock(struct vhd *v, uint32_t block)
+{
+	pthread_mutex_unlock(&v->cache[block % BITMAP_CACHE].lock);
+}
+
 int vhd_store_bitmap(struct vhd *v, uint32_t block)
 {
 	struct bitmap_slot *s = &v->cache[block % BITMAP_CACHE];
@@ -161,7 +185,8 @@ int vhd_store_bitmap(struct vhd *v, uint32_t block)
 
 /* Crash-safe order: the footer moves to the new end first (the file always
  * ends in a valid footer), then the empty bitmap, then the BAT entry; a
- * crash in between only leaks the space. */
+ * crash in between only leaks the space.  Concurrent I/O on the handle must
+ * hold BLOCK's bitmap slot lock and then the metadata lock around this. */
 int vhd_allocate_block(struct vhd *v, uint32_t block)
 {
 	uint64_t start = round_up(v->footer_offset + v->bitmap_bytes, DATA_ALIGN) - v->bitmap_bytes;
@@ -183,7 +208,7 @@ int vhd_allocate_block(struct vhd *v, uint32_t block)
 		goto fail;
 	memset(s->map, 0, v->bitmap_bytes);
 	s->block = block;
-	v->bat[block] = (uint32_t)(start / SECTOR);
+	__atomic_store_n(&v->bat[block], (uint32_t)(start / SECTOR), __ATOMIC_RELEASE);
 	if (write_at(v->fd, v->path, s->map, v->bitmap_bytes, start))
 		goto fail_bat;
 	/* the old footer's bytes, if not overwritten, are unreferenced padding */
@@ -196,7 +221,7 @@ int vhd_allocate_block(struct vhd *v, uint32_t block)
 		v->file_size = new_footer + FOOTER_SIZE;
 	return 0;
 fail_bat:
-	v->bat[block] = BAT_UNUSED;
+	__atomic_store_n(&v->bat[block], BAT_UNUSED, __ATOMIC_RELEASE);
 	s->block = BAT_UNUSED;
 fail:
 	v->footer_offset = old_footer;

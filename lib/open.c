@@ -201,16 +201,27 @@ int lock_exclusive(struct vhd *v)
 	return vhd_error(errno, "%s: cannot lock: %s", v->path, strerror(errno));
 }
 
-struct vhd *vhd_open_file(const char *path, int flags, bool lax)
+struct vhd *vhd_alloc_handle(void)
 {
 	struct vhd *v = xcalloc(1, sizeof *v);
 	if (!v)
 		return NULL;
 	v->fd = -1;
+	for (int i = 0; i < BITMAP_CACHE; i++) {
+		v->cache[i].block = BAT_UNUSED;
+		pthread_mutex_init(&v->cache[i].lock, NULL);
+	}
+	pthread_mutex_init(&v->meta_lock, NULL);
+	return v;
+}
+
+struct vhd *vhd_open_file(const char *path, int flags, bool lax)
+{
+	struct vhd *v = vhd_alloc_handle();
+	if (!v)
+		return NULL;
 	v->flags = flags;
 	v->writable = flags & VHD_OPEN_RDWR;
-	for (int i = 0; i < BITMAP_CACHE; i++)
-		v->cache[i].block = BAT_UNUSED;
 	if (!(v->path = xstrdup(path)))
 		goto fail;
 	v->fd = open(path, (v->writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
@@ -261,8 +272,11 @@ void vhd_free(struct vhd *v)
 		return;
 	if (v->fd >= 0)
 		close(v->fd);
-	for (int i = 0; i < BITMAP_CACHE; i++)
+	for (int i = 0; i < BITMAP_CACHE; i++) {
 		free(v->cache[i].map);
+		pthread_mutex_destroy(&v->cache[i].lock);
+	}
+	pthread_mutex_destroy(&v->meta_lock);
 	free(v->bat);
 	free(v->batmap);
 	free(v->zero_block);

@@ -90,15 +90,12 @@ static void synthesize_footer(struct vhd *v)
 
 struct vhd *vhd_open_raw(const char *path, bool writable)
 {
-	struct vhd *v = xcalloc(1, sizeof *v);
+	struct vhd *v = vhd_alloc_handle();
 	if (!v)
 		return NULL;
-	v->fd = -1;
 	v->is_raw = true;
 	v->writable = writable;
 	v->flags = writable ? VHD_OPEN_RDWR : VHD_OPEN_RDONLY;
-	for (int i = 0; i < BITMAP_CACHE; i++)
-		v->cache[i].block = BAT_UNUSED;
 	v->depth = 1;
 	if (!(v->path = xstrdup(path)))
 		goto fail;
