@@ -26,10 +26,8 @@
 
 #include <microhttpd.h>
 
+#include "ctlsock.h"
 #include "gc.h"
-
-#define MAX_CLIENTS 32
-#define LINE_MAX_BYTES 4096
 
 int gc_socket_path(const char *dir, const char *explicit_path, char *out, size_t len)
 {
@@ -141,15 +139,6 @@ json_object *gc_status_json(struct gc *g)
 
 /* ---- commands ---- */
 
-static json_object *reply(bool ok, const char *error)
-{
-	json_object *o = json_object_new_object();
-	json_object_object_add(o, "ok", json_object_new_boolean(ok));
-	if (error)
-		json_object_object_add(o, "error", json_object_new_string(error));
-	return o;
-}
-
 static json_object *control(struct gc *g, const char *cmd, json_object *req)
 {
 	json_object *v;
@@ -163,7 +152,7 @@ static json_object *control(struct gc *g, const char *cmd, json_object *req)
 		gc_log(g, false, "resumed by request");
 	} else if (!strcmp(cmd, "cancel")) {
 		if (!g->busy)
-			return reply(false, "no operation is running");
+			return ctlsock_reply(false, "no operation is running");
 		g->cancelled = true;
 		g->stop = 1;
 		gc_log(g, false, "cancel requested for %s", g->current.vhd);
@@ -171,25 +160,23 @@ static json_object *control(struct gc *g, const char *cmd, json_object *req)
 		if (!json_object_object_get_ex(req, "rate", &v) ||
 		    !(json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)) ||
 		    json_object_get_double(v) < 0)
-			return reply(false, "set-rate needs \"rate\": bytes per second (0: unlimited)");
+			return ctlsock_reply(false,
+			                     "set-rate needs \"rate\": bytes per second (0: unlimited)");
 		g->copts.rate_limit = (uint64_t)json_object_get_double(v);
 		gc_log(g, false, "rate limit set to %llu bytes/s", (unsigned long long)g->copts.rate_limit);
 	} else {
-		return reply(false, "unknown command");
+		return ctlsock_reply(false, "unknown command");
 	}
 	pthread_cond_broadcast(&g->wake);
-	return reply(true, NULL);
+	return ctlsock_reply(true, NULL);
 }
 
 static json_object *handle(struct gc *g, const char *line, bool may_control)
 {
-	json_object *req = json_tokener_parse(line), *v;
-	if (!req || !json_object_is_type(req, json_type_object) ||
-	    !json_object_object_get_ex(req, "cmd", &v) || !json_object_is_type(v, json_type_string)) {
-		json_object_put(req);
-		return reply(false, "expected a JSON object with \"cmd\"");
-	}
-	const char *cmd = json_object_get_string(v);
+	const char *cmd;
+	json_object *req = ctlsock_request(line, &cmd);
+	if (!req)
+		return ctlsock_reply(false, "expected a JSON object with \"cmd\"");
 	bool known = !strcmp(cmd, "pause") || !strcmp(cmd, "resume") || !strcmp(cmd, "cancel") ||
 	             !strcmp(cmd, "set-rate");
 	json_object *out;
@@ -197,9 +184,10 @@ static json_object *handle(struct gc *g, const char *line, bool may_control)
 	if (!strcmp(cmd, "status"))
 		out = gc_status_json(g);
 	else if (!known)
-		out = reply(false, "unknown command");
+		out = ctlsock_reply(false, "unknown command");
 	else if (!may_control)
-		out = reply(false, "permission denied: only the GC's user and root may control it");
+		out = ctlsock_reply(false,
+		                    "permission denied: only the GC's user and root may control it");
 	else
 		out = control(g, cmd, req);
 	pthread_mutex_unlock(&g->lock);
@@ -209,147 +197,29 @@ static json_object *handle(struct gc *g, const char *line, bool may_control)
 
 /* ---- the socket loop ---- */
 
-struct client {
-	int fd;
-	bool may_control;
-	size_t len;
-	char buf[LINE_MAX_BYTES];
-};
-
-static int listen_socket(struct gc *g)
+static json_object *handle_line(const char *line, bool may_control, void *opaque)
 {
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	snprintf(a.sun_path, sizeof a.sun_path, "%s", g->o.socket_path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	unlink(a.sun_path);   /* stale: the GC lock proves no GC owns it */
-	mode_t old = umask(0117);
-	int rc = bind(fd, (struct sockaddr *)&a, sizeof a);
-	umask(old);
-	if (rc || listen(fd, 16)) {
-		warnx_("%s: %s", a.sun_path, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	if (g->o.socket_group) {
-		struct group *gr = getgrnam(g->o.socket_group);
-		if (!gr || chown(a.sun_path, (uid_t)-1, gr->gr_gid)) {
-			warnx_("%s: group %s: %s", a.sun_path, g->o.socket_group,
-			       gr ? strerror(errno) : "no such group");
-			close(fd);
-			unlink(a.sun_path);
-			return -1;
-		}
-	}
-	return fd;
+	return handle(opaque, line, may_control);
 }
 
-static void accept_client(int lfd, struct client **clients)
+static bool shut_down(void *opaque)
 {
-	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	if (fd < 0)
-		return;
-	struct ucred cred;
-	socklen_t len = sizeof cred;
-	int slot = -1;
-	for (int i = 0; i < MAX_CLIENTS && slot < 0; i++)
-		if (!clients[i])
-			slot = i;
-	if (slot < 0 || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) ||
-	    !(clients[slot] = calloc(1, sizeof **clients))) {
-		close(fd);
-		return;
-	}
-	clients[slot]->fd = fd;
-	clients[slot]->may_control = cred.uid == 0 || cred.uid == geteuid();
-}
-
-static void send_all(int fd, const char *s, size_t n)
-{
-	while (n) {
-		ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EAGAIN) {
-			struct pollfd p = { fd, POLLOUT, 0 };
-			if (poll(&p, 1, 1000) <= 0)
-				return;
-			continue;
-		}
-		if (w <= 0)
-			return;
-		s += w;
-		n -= (size_t)w;
-	}
-}
-
-/* Read what C sent and answer each complete line; false when it is gone. */
-static bool serve_client(struct gc *g, struct client *c)
-{
-	ssize_t r = recv(c->fd, c->buf + c->len, sizeof c->buf - 1 - c->len, 0);
-	if (r <= 0)
-		return r < 0 && errno == EAGAIN;
-	c->len += (size_t)r;
-	c->buf[c->len] = 0;
-	char *nl;
-	while ((nl = memchr(c->buf, '\n', c->len))) {
-		*nl = 0;
-		json_object *out = handle(g, c->buf, c->may_control);
-		const char *s = json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN |
-		                                                        JSON_C_TO_STRING_NOSLASHESCAPE);
-		send_all(c->fd, s, strlen(s));
-		send_all(c->fd, "\n", 1);
-		json_object_put(out);
-		size_t used = (size_t)(nl + 1 - c->buf);
-		memmove(c->buf, nl + 1, c->len - used);
-		c->len -= used;
-	}
-	return c->len < sizeof c->buf - 1;   /* a line too long: drop the client */
-}
-
-static void drop(struct client **c)
-{
-	close((*c)->fd);
-	free(*c);
-	*c = NULL;
+	struct gc *g = opaque;
+	pthread_mutex_lock(&g->lock);
+	bool down = g->shutdown;
+	pthread_mutex_unlock(&g->lock);
+	return down;
 }
 
 int gc_server_run(struct gc *g)
 {
-	int lfd = listen_socket(g);
-	if (lfd < 0)
+	char why[512];
+	int lfd = ctlsock_listen(g->o.socket_path, 0660, g->o.socket_group, why, sizeof why);
+	if (lfd < 0) {
+		warnx_("%s", why);
 		return -1;
-	struct client *clients[MAX_CLIENTS] = { 0 };
-	for (;;) {
-		pthread_mutex_lock(&g->lock);
-		bool down = g->shutdown;
-		pthread_mutex_unlock(&g->lock);
-		if (down)
-			break;
-		struct pollfd p[MAX_CLIENTS + 1];
-		int map[MAX_CLIENTS + 1], n = 0;
-		p[n] = (struct pollfd){ lfd, POLLIN, 0 };
-		map[n++] = -1;
-		for (int i = 0; i < MAX_CLIENTS; i++)
-			if (clients[i]) {
-				p[n] = (struct pollfd){ clients[i]->fd, POLLIN, 0 };
-				map[n++] = i;
-			}
-		if (poll(p, (nfds_t)n, 200) <= 0)
-			continue;
-		for (int k = 0; k < n; k++) {
-			if (!p[k].revents)
-				continue;
-			if (map[k] < 0)
-				accept_client(lfd, clients);
-			else if (!serve_client(g, clients[map[k]]))
-				drop(&clients[map[k]]);
-		}
 	}
-	for (int i = 0; i < MAX_CLIENTS; i++)
-		if (clients[i])
-			drop(&clients[i]);
-	close(lfd);
-	unlink(g->o.socket_path);
+	ctlsock_serve(lfd, g->o.socket_path, handle_line, shut_down, g);
 	return 0;
 }
 
