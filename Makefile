@@ -25,6 +25,11 @@ endif
 # library's internals does not build.
 LIB_SRC  := $(wildcard lib/*.c)
 PROG_SRC := $(wildcard common/*.c cli/*.c gc/*.c vhdutil/*.c)
+# nbdkit-vhd-plugin.so: server/ and the one common/ piece it needs, PIC,
+# linked with the library's PIC objects; only plugin_init is exported
+PLUGIN_SRC := $(wildcard server/*.c) common/ctlsock.c
+PLUGIN_OBJ := $(PLUGIN_SRC:%.c=$(B)/pic/%.o)
+NBDKIT_PLUGINDIR ?= $(shell nbdkit --dump-config 2>/dev/null | sed -n 's/^plugindir=//p')
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
 PIC_OBJ  := $(LIB_SRC:%.c=$(B)/pic/%.o)
 PROG_OBJ := $(PROG_SRC:%.c=$(B)/%.o)
@@ -33,6 +38,7 @@ $(B)/vhdutil/%.o: CFLAGS += -Icommon
 $(B)/common/%.o: CFLAGS += -Icommon
 $(B)/cli/%.o: CFLAGS += -Icommon -Icli
 $(B)/gc/%.o: CFLAGS += -Icommon -Igc
+$(B)/pic/server/%.o $(B)/pic/common/%.o: CFLAGS += -Icommon -Iserver -DVHDKIT_VERSION='"$(VERSION)"'
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 TOOL_SRC := $(wildcard tests/tools/*.c)
@@ -41,7 +47,8 @@ TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(B)/tests/%)
 PRELOAD_SRC := $(wildcard tests/preload/*.c)
 PRELOAD_SO  := $(PRELOAD_SRC:tests/preload/%.c=$(B)/tests/%.so)
 
-all: $(B)/vhd $(B)/vhd-util $(B)/libvhdkit.so $(B)/libvhdkit.a $(B)/vhdkit.pc
+all: $(B)/vhd $(B)/vhd-util $(B)/libvhdkit.so $(B)/libvhdkit.a $(B)/vhdkit.pc \
+     $(B)/nbdkit-vhd-plugin.so
 
 # vhd-util: blktap's command line, chosen by the name the binary runs as.
 $(B)/vhd-util: $(B)/vhd
@@ -61,6 +68,10 @@ $(B)/libvhdkit.a: $(LIB_OBJ)
 $(B)/libvhdkit.so: $(PIC_OBJ) lib/vhdkit.map
 	$(CC) -shared -Wl,-soname,libvhdkit.so.0 -Wl,--version-script=lib/vhdkit.map \
 	    $(LDFLAGS) -o $@ $(PIC_OBJ) $(LDLIBS)
+
+$(B)/nbdkit-vhd-plugin.so: $(PLUGIN_OBJ) $(PIC_OBJ) server/plugin.map
+	$(CC) -shared -Wl,--version-script=server/plugin.map $(LDFLAGS) -o $@ \
+	    $(PLUGIN_OBJ) $(PIC_OBJ) $(LDLIBS)
 
 $(B)/vhd: $(PROG_OBJ) $(B)/libvhdkit.a
 	$(CC) $(LDFLAGS) -o $@ $(PROG_OBJ) $(B)/libvhdkit.a $(CLI_LIBS) -lm
@@ -153,6 +164,8 @@ install: all $(B)/vhd.1
 	install -m 644 include/vhdkit.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(B)/vhdkit.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
 	install -m 644 $(B)/vhd.1 $(DESTDIR)$(PREFIX)/share/man/man1/vhd.1
+	install -d $(DESTDIR)$(NBDKIT_PLUGINDIR)
+	install -m 755 $(B)/nbdkit-vhd-plugin.so $(DESTDIR)$(NBDKIT_PLUGINDIR)/
 
 clean:
 	rm -rf $(B)

@@ -21,6 +21,7 @@ static const struct subcommand commands[] = {
 	{ "coalesce", cmd_coalesce, "merge a differencing VHD into its parent" },
 	{ "commit", cmd_commit, "merge every layer from a top down into a base" },
 	{ "recover", cmd_recover, "finish interrupted coalesce/commit operations" },
+	{ "serve", cmd_serve, "serve a VHD chain over NBD (nbdkit and vhdkit's plugin)" },
 	{ "gc", cmd_gc, "garbage-collect a storage repository (run, status, wait, ...)" },
 };
 
