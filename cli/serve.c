@@ -324,14 +324,20 @@ static int wait_listening(pid_t child, const char *pidfile, int *status)
 	}
 }
 
-/* With --group: the socket, bound 0600 (umask), becomes 0660 and G's. */
-static int widen_socket(const struct serve_opts *o)
+/* The Unix socket: 0600 (nbdkit binds it by its own mode, which gives
+ * others no write permission, so no way to connect, meanwhile), or 0660
+ * and group G with --group. */
+static int set_socket_mode(const struct serve_opts *o)
 {
-	if (!o->group)
+	if (!o->socket)
 		return 0;
-	struct group *gr = getgrnam(o->group);
-	if (!gr || chown(o->socket, (uid_t)-1, gr->gr_gid) || chmod(o->socket, 0660)) {
+	struct group *gr = o->group ? getgrnam(o->group) : NULL;
+	if (o->group && (!gr || chown(o->socket, (uid_t)-1, gr->gr_gid))) {
 		warnx_("%s: group %s: %s", o->socket, o->group, gr ? strerror(errno) : "no such group");
+		return -1;
+	}
+	if (chmod(o->socket, o->group ? 0660 : 0600)) {
+		warnx_("%s: chmod: %s", o->socket, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -381,7 +387,7 @@ static int supervise(const struct serve_opts *o, int ready_fd)
 		goto out;
 	}
 	rc = wait_listening(child, pidfile, &status);
-	if (rc == 0 && widen_socket(o))
+	if (rc == 0 && set_socket_mode(o))
 		rc = EXIT_FAIL;
 	if (rc == 0)
 		announce(o);
