@@ -391,10 +391,13 @@ static int supervise(const struct serve_opts *o, int ready_fd)
 		rc = EXIT_FAIL;
 	if (rc == 0)
 		announce(o);
-	if (ready_fd >= 0) {
+	if (ready_fd >= 0) {   /* --daemon: the starting process may exit now */
 		char byte = (char)(rc == 0 ? 0 : 1);
 		if (write(ready_fd, &byte, 1) < 0) {}
 		close(ready_fd);
+		int null = open("/dev/null", O_WRONLY);
+		if (null >= 0 && dup2(null, STDERR_FILENO) >= 0 && null != STDERR_FILENO)
+			close(null);
 	}
 	if (rc > 0) {
 		if (waitpid(child, &status, WNOHANG) == 0)

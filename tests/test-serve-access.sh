@@ -1,0 +1,59 @@
+#!/bin/bash
+# test-serve-access.sh - who may connect to `vhd serve`, and the in-use lock:
+# the Unix socket is mode 0600 (0660 and the group with --group); --tcp on a
+# non-loopback address is refused (exit 4) without TLS or --insecure, and
+# served on loopback; TLS with a pre-shared key (psktool) admits a client
+# with the key (nbds+unix://...&tls-psk-file=) and refuses one without TLS;
+# while served, FILE is in use (a second server and a writer are refused:
+# exit 4), --read-only takes no lock; SIGINT ends it with exit 0, as SIGTERM;
+# --daemon returns once listening.
+. "$(dirname "$0")/functions.sh"
+. "$(dirname "$0")/serve-functions.sh"
+requires nbdkit nbdinfo psktool stat
+"$VHD" create "$TMP/d.vhd" 8M >/dev/null || fail "create"
+
+serve_start "$TMP/d.vhd"
+[ "$(stat -c %a "$SOCK")" = 600 ] || fail "socket mode $(stat -c %a "$SOCK"), expected 600"
+[ "$(stat -c %a "$CTL")" = 600 ] || fail "control socket mode $(stat -c %a "$CTL"), expected 600"
+expect_exit 4 "$VHD" serve --socket "$TMP/other.sock" "$TMP/d.vhd"
+grep -q "in use" "$TMP/.out" || fail "second server: no 'in use' message"
+expect_exit 4 "$VHD" resize "$TMP/d.vhd" 16M
+grep -q "in use" "$TMP/.out" || fail "writer: no 'in use' message"
+serve_stop
+
+serve_start "$TMP/d.vhd" --group daemon
+[ "$(stat -c %a:%G "$SOCK")" = 660:daemon ] || fail "--group: socket $(stat -c %a:%G "$SOCK")"
+serve_stop
+
+serve_start "$TMP/d.vhd" --read-only
+"$VHD" resize "$TMP/d.vhd" 16M >/dev/null || fail "--read-only still locks the file"
+kill -INT "$SERVE_PID"
+wait "$SERVE_PID" || fail "SIGINT: exit status $?"
+
+expect_exit 4 "$VHD" serve --tcp 0.0.0.0:10809 "$TMP/d.vhd"
+grep -q "not a loopback address" "$TMP/.out" || fail "no refusal message for 0.0.0.0"
+expect_exit 2 "$VHD" serve --tcp nonsense "$TMP/d.vhd"
+port=$(( 20000 + RANDOM % 20000 ))
+"$VHD" serve --tcp "127.0.0.1:$port" --control "$TMP/tcp.control" "$TMP/d.vhd" >"$TMP/tcp.log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do grep -q "^vhd: serving" "$TMP/tcp.log" && break; sleep 0.1; done
+[ "$(nbdinfo --size "nbd://127.0.0.1:$port")" = 16777216 ] || { cat "$TMP/tcp.log"; fail "TCP on loopback"; }
+kill -TERM $pid; wait $pid || fail "TCP server: exit $?"
+
+psktool -u alice -p "$TMP/keys.psk" >/dev/null 2>&1 || fail "psktool"
+chmod 600 "$TMP/keys.psk"
+serve_start "$TMP/d.vhd" --tls-psk "$TMP/keys.psk"
+[ "$(nbdinfo --size "nbds+unix://alice@/?socket=$SOCK&tls-psk-file=$TMP/keys.psk")" = 16777216 ] ||
+	fail "TLS-PSK client refused"
+nbdinfo --size "$URI" >/dev/null 2>&1 && fail "a client without TLS was served"
+serve_stop
+
+"$VHD" serve --daemon --socket "$TMP/daemon.sock" "$TMP/d.vhd" || fail "--daemon: exit $?"
+[ -S "$TMP/daemon.sock" ] || fail "--daemon returned before the socket exists"
+[ "$(nbdinfo --size "nbd+unix:///?socket=$TMP/daemon.sock")" = 16777216 ] || fail "--daemon: not serving"
+CTL=$TMP/daemon.sock.control
+dpid=$(ctl_field 's["pid"]')
+kill -TERM "$dpid"
+for _ in $(seq 100); do [ -e "$TMP/daemon.sock" ] || break; sleep 0.1; done
+[ -e "$TMP/daemon.sock" ] && fail "--daemon: socket left after SIGTERM"
+pass "socket 0600 / --group 660, in-use lock (second server, resize refused; --read-only free), SIGINT exit 0, loopback-only TCP, TLS-PSK required, --daemon"
