@@ -343,7 +343,7 @@ static int set_socket_mode(const struct serve_opts *o)
 	return 0;
 }
 
-static int exit_code_of(int status)
+static int child_exit_code(int status)
 {
 	if (WIFEXITED(status))
 		return WEXITSTATUS(status) ? EXIT_FAIL : EXIT_OK;
@@ -417,7 +417,7 @@ static int supervise(const struct serve_opts *o, int ready_fd)
 			break;
 		}
 	}
-	rc = exit_code_of(status);
+	rc = child_exit_code(status);
 	goto out;
 reap:
 	while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
