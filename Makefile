@@ -76,10 +76,15 @@ $(B)/nbdkit-vhd-plugin.so: $(PLUGIN_OBJ) $(PIC_OBJ) server/plugin.map
 $(B)/vhd: $(PROG_OBJ) $(B)/libvhdkit.a
 	$(CC) $(LDFLAGS) -o $@ $(PROG_OBJ) $(B)/libvhdkit.a $(CLI_LIBS) -lm
 
-# unit tests see the internals, and may link the programs' pieces too
-$(B)/tests/%: tests/unit/%.c $(B)/libvhdkit.a
+# unit tests see the internals, and link what the programs share (common/,
+# as an archive: each test gets the objects it uses)
+COMMON_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard common/*.c))
+$(B)/common/libcommon.a: $(COMMON_OBJ)
+	rm -f $@ && ar rcs $@ $^
+$(B)/tests/%: tests/unit/%.c $(B)/common/libcommon.a $(B)/libvhdkit.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Ilib -Icommon $(LDFLAGS) -o $@ $< $(B)/libvhdkit.a $(LDLIBS)
+	$(CC) $(CFLAGS) -Ilib -Icommon $(LDFLAGS) -o $@ $< $(B)/common/libcommon.a \
+	    $(B)/libvhdkit.a $(LDLIBS) -lm
 
 $(B)/tests/%: tests/tools/%.c $(B)/libvhdkit.a
 	@mkdir -p $(dir $@)

@@ -18,9 +18,10 @@ int parse_size(const char *s, uint64_t *bytes)
 	case 'm': case 'M': mult = 1024.0 * 1024; end++; break;
 	case 'g': case 'G': mult = 1024.0 * 1024 * 1024; end++; break;
 	case 't': case 'T': mult = 1024.0 * 1024 * 1024 * 1024; end++; break;
-	case 0: break;
+	case 0: case 'B': break;
 	default: return -1;
 	}
+	/* then "iB" ("4KiB") or "B" ("4KB", "512B") */
 	if (*end == 'i' && end[1] == 'B')
 		end += 2;
 	else if (*end == 'B')

@@ -207,6 +207,12 @@ ssize_t utf8_to_utf16(uint8_t *out, size_t cap, const char *in, bool be)
 				goto bad;
 			c = c << 6 | (*s & 0x3F);
 		}
+		/* the shortest form of a code point UTF-16 can hold: an overlong
+		 * form, a surrogate or a value past U+10FFFF would give a name
+		 * no reader decodes back */
+		static const uint32_t shortest[] = { 0, 0x80, 0x800, 0x10000 };
+		if (c < shortest[extra] || (c >= 0xD800 && c < 0xE000) || c > 0x10FFFF)
+			goto bad;
 		if (c >= 0x10000) {
 			c -= 0x10000;
 			if (put16(out, cap, &o, 0xD800 + (c >> 10), be) ||
