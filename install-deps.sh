@@ -5,16 +5,18 @@
 #   sh install-deps.sh         everything: building, `make check`,
 #                              crash-test, bench and fuzz (`make deps`)
 # Concurrent runs wait for each other on dpkg's lock.
-BUILD="gcc libc6-dev make pkg-config uuid-dev libjson-c-dev libmicrohttpd-dev"
+# (nbdkit-plugin-dev: `make` builds the NBD server's plugin, server/)
+BUILD="gcc libc6-dev make pkg-config uuid-dev libjson-c-dev libmicrohttpd-dev
+       nbdkit-plugin-dev"
 # the tests and tools they run: qemu-img/qemu-io, libvhdi (vhdiinfo, pyvhdi),
 # jq, curl (metrics), scdoc (man page), shellcheck (script shells), setpriv,
 # flock, mount (util-linux, mount), script (bsdutils), fio and time (bench),
 # clang with its sanitizer and libFuzzer runtimes (fuzz), git (.ci/run)
 TESTS="qemu-utils libvhdi-utils python3-libvhdi python3 jq curl scdoc shellcheck
        procps util-linux mount bsdutils coreutils fio time clang libclang-rt-dev git"
-# the NBD server (`vhd serve`, server/): its TLS build and its tests' clients
-NBD="nbdkit nbdkit-plugin-dev libnbd-bin python3-libnbd libgnutls28-dev gnutls-bin
-     qemu-system-common"
+# the NBD server (`vhd serve`, server/): nbdkit to run it, its tests' clients
+# (nbdsh, nbdcopy, nbdinfo) and TLS (GnuTLS's psktool)
+NBD="nbdkit libnbd-bin python3-libnbd libgnutls28-dev gnutls-bin qemu-system-common"
 case ${1:-all} in
 build) PKGS=$BUILD ;;
 all)   PKGS="$BUILD $TESTS $NBD" ;;
