@@ -1,6 +1,7 @@
 #!/bin/bash
 # Every subcommand `vhd --help` lists has --help text with an example, is
-# described in the man page (which scdoc builds) and in the README.
+# described in the man page (which scdoc builds) and in the README; the
+# README begins with `make demo` and `make check` and names `make deps`.
 . "$(dirname "$0")/functions.sh"
 requires scdoc
 scdoc < "$ROOT/man/vhd.1.scd" > "$TMP/vhd.1" || fail "man page does not build"
@@ -13,4 +14,8 @@ for c in $cmds; do
 	grep -q "^\*$c\*" "$ROOT/man/vhd.1.scd" || fail "man page does not describe $c"
 	grep -q "vhd $c" "$ROOT/README.md" || fail "README does not mention vhd $c"
 done
-pass "$(echo $cmds | wc -w) subcommands documented in --help, the man page and the README"
+# a newcomer's two commands come first; the packages they install are named
+[ "$(head -2 "$ROOT/README.md" | awk '{print $1, $2}' | tr '\n' ,)" = "make demo,make check," ] ||
+	fail "README does not begin with the two commands make demo and make check"
+grep -q '`make deps`' "$ROOT/README.md" || fail "README does not mention make deps"
+pass "$(echo $cmds | wc -w) subcommands documented in --help, the man page and the README; README begins with make demo, make check"
