@@ -69,40 +69,20 @@ static const char *base_name(const char *p)
 	return s ? s + 1 : p;
 }
 
-static json_object *uuid_obj(const uint8_t u[16])
-{
-	char s[37];
-	uuid_unparse_lower(u, s);
-	return json_object_new_string(s);
-}
-
 static int save(const struct leaf_journal *j)
 {
 	json_object *o = json_object_new_object();
-	json_object_object_add(o, "vhdkit_leaf_journal", json_object_new_int(1));
-	json_object_object_add(o, "leaf", json_object_new_string(base_name(j->leaf)));
-	json_object_object_add(o, "leaf_uuid", uuid_obj(j->leaf_uuid));
-	json_object_object_add(o, "parent", json_object_new_string(base_name(j->parent)));
-	json_object_object_add(o, "parent_uuid", uuid_obj(j->parent_uuid));
-	json_object_object_add(o, "hidden", json_object_new_boolean(j->hidden));
-	json_object_object_add(o, "leaf_size", json_object_new_uint64(j->leaf_size));
-	json_object_object_add(o, "leaf_mtime_ns", json_object_new_int64(j->leaf_mtime_ns));
-	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
-	char tmp[PATH_MAX + 8];
-	snprintf(tmp, sizeof tmp, "%s.tmp", j->path);
-	int rc, fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		rc = vhd_error(errno, "%s: %s", tmp, strerror(errno));
-	} else {
-		rc = write_at(fd, tmp, text, strlen(text), 0);
-		if (!rc && fsync(fd))
-			rc = vhd_error(errno, "%s: fsync: %s", tmp, strerror(errno));
-		close(fd);
-	}
+	int bad = json_put(o, "vhdkit_leaf_journal", json_object_new_int(1));
+	bad |= json_put(o, "leaf", json_object_new_string(base_name(j->leaf)));
+	bad |= json_put(o, "leaf_uuid", uuid_json(j->leaf_uuid));
+	bad |= json_put(o, "parent", json_object_new_string(base_name(j->parent)));
+	bad |= json_put(o, "parent_uuid", uuid_json(j->parent_uuid));
+	bad |= json_put(o, "hidden", json_object_new_boolean(j->hidden));
+	bad |= json_put(o, "leaf_size", json_object_new_uint64(j->leaf_size));
+	bad |= json_put(o, "leaf_mtime_ns", json_object_new_int64(j->leaf_mtime_ns));
+	int rc = json_save_atomic(bad ? NULL : o, j->path);
 	json_object_put(o);
-	if (!rc && rename(tmp, j->path))
-		rc = vhd_error(errno, "%s: rename: %s", j->path, strerror(errno));
-	return rc ? rc : fsync_parent_dir(j->path);
+	return rc;
 }
 
 /* A bare file name of the journal's directory, checked. */

@@ -75,7 +75,7 @@ bool stamp_equal(const struct layer_stamp *a, const struct layer_stamp *b)
 	       a->size == b->size && a->mtime_ns == b->mtime_ns;
 }
 
-static json_object *uuid_json(const uint8_t uuid[16])
+json_object *uuid_json(const uint8_t uuid[16])
 {
 	char s[37];
 	uuid_unparse_lower(uuid, s);
@@ -108,30 +108,59 @@ static char *path_from_json(const char *journal, const char *s)
 	return xstrdup(tmp);
 }
 
+int json_put(json_object *o, const char *key, json_object *v)
+{
+	if (!o || !v || json_object_object_add(o, key, v)) {
+		json_object_put(v);
+		return -1;
+	}
+	return 0;
+}
+
+static json_object *layer_json(const struct journal *j, const struct layer_stamp *s)
+{
+	json_object *l = json_object_new_object();
+	int bad = json_put(l, "path", path_json(j, s->path));
+	bad |= json_put(l, "uuid", uuid_json(s->uuid));
+	bad |= json_put(l, "size", json_object_new_uint64(s->size));
+	bad |= json_put(l, "mtime_ns", json_object_new_int64(s->mtime_ns));
+	if (bad) {
+		json_object_put(l);
+		return NULL;
+	}
+	return l;
+}
+
+/* The journal as JSON, or NULL when json-c runs out of memory. */
 static json_object *journal_json(const struct journal *j)
 {
-	json_object *o = json_object_new_object();
-	json_object_object_add(o, "vhdkit_journal", json_object_new_int(JOURNAL_VERSION));
-	json_object_object_add(o, "op", json_object_new_string(j->op));
-	json_object_object_add(o, "base", path_json(j, j->base));
-	json_object_object_add(o, "base_uuid", uuid_json(j->base_uuid));
-	json_object *layers = json_object_new_array();
-	for (unsigned i = 0; i < j->nlayers; i++) {
-		const struct layer_stamp *s = &j->layers[i];
-		json_object *l = json_object_new_object();
-		json_object_object_add(l, "path", path_json(j, s->path));
-		json_object_object_add(l, "uuid", uuid_json(s->uuid));
-		json_object_object_add(l, "size", json_object_new_uint64(s->size));
-		json_object_object_add(l, "mtime_ns", json_object_new_int64(s->mtime_ns));
-		json_object_array_add(layers, l);
+	json_object *o = json_object_new_object(), *layers = json_object_new_array();
+	int bad = !layers;
+	for (unsigned i = 0; !bad && i < j->nlayers; i++) {
+		json_object *l = layer_json(j, &j->layers[i]);
+		if (!l || json_object_array_add(layers, l)) {
+			json_object_put(l);
+			bad = 1;
+		}
 	}
-	json_object_object_add(o, "layers", layers);
-	json_object_object_add(o, "relink", json_object_new_boolean(j->relink));
-	json_object_object_add(o, "phase", json_object_new_string(phase_name(j->phase)));
-	json_object_object_add(o, "next_block", json_object_new_int64(j->next_block));
-	json_object_object_add(o, "bytes_done", json_object_new_uint64(j->bytes_done));
-	json_object_object_add(o, "bytes_total", json_object_new_uint64(j->bytes_total));
-	json_object_object_add(o, "started", json_object_new_int64(j->started));
+	bad |= json_put(o, "vhdkit_journal", json_object_new_int(JOURNAL_VERSION));
+	bad |= json_put(o, "op", json_object_new_string(j->op));
+	bad |= json_put(o, "base", path_json(j, j->base));
+	bad |= json_put(o, "base_uuid", uuid_json(j->base_uuid));
+	if (bad)
+		json_object_put(layers);   /* not added: still ours */
+	else
+		bad = json_put(o, "layers", layers);
+	bad |= json_put(o, "relink", json_object_new_boolean(j->relink));
+	bad |= json_put(o, "phase", json_object_new_string(phase_name(j->phase)));
+	bad |= json_put(o, "next_block", json_object_new_int64(j->next_block));
+	bad |= json_put(o, "bytes_done", json_object_new_uint64(j->bytes_done));
+	bad |= json_put(o, "bytes_total", json_object_new_uint64(j->bytes_total));
+	bad |= json_put(o, "started", json_object_new_int64(j->started));
+	if (bad) {
+		json_object_put(o);
+		return NULL;
+	}
 	return o;
 }
 
@@ -148,24 +177,28 @@ static int write_all_sync(const char *path, const char *text)
 	return rc;
 }
 
+int json_save_atomic(json_object *o, const char *path)
+{
+	char tmp[PATH_MAX];
+	const char *text = o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY) : NULL;
+	if (!text)
+		return vhd_error(ENOMEM, "%s: out of memory writing the journal", path);
+	if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
+		return vhd_error(ENAMETOOLONG, "%s: path too long", path);
+	if (write_all_sync(tmp, text))
+		return -1;
+	if (rename(tmp, path)) {
+		int rc = vhd_error(errno, "%s: rename: %s", path, strerror(errno));
+		unlink(tmp);
+		return rc;
+	}
+	return fsync_parent_dir(path);
+}
+
 int journal_save(const struct journal *j)
 {
 	json_object *o = journal_json(j);
-	char tmp[PATH_MAX];
-	int rc = -1;
-	if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", j->path) >= sizeof tmp) {
-		vhd_error(ENAMETOOLONG, "%s: path too long", j->path);
-		goto out;
-	}
-	if (write_all_sync(tmp, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY)))
-		goto out;
-	if (rename(tmp, j->path)) {
-		vhd_error(errno, "%s: rename: %s", j->path, strerror(errno));
-		unlink(tmp);
-		goto out;
-	}
-	rc = fsync_parent_dir(j->path);
-out:
+	int rc = json_save_atomic(o, j->path);
 	json_object_put(o);
 	return rc;
 }

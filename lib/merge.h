@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <json-c/json.h>
+
 #include "internal.h"
 
 #define JOURNAL_PREFIX ".vhdkit-"
@@ -82,6 +84,14 @@ char *journal_path_for(const char *base);
 /* Load PATH.  Returns 0, 1 if it does not exist, -1 if unreadable/invalid. */
 int journal_load(const char *path, struct journal *j);
 /* Write J atomically and durably (temp file, fsync, rename, fsync dir). */
+/* JSON journals, shared by merge-journal.c and leaf.c.  json_put adds V
+ * under KEY in O; when O or V is NULL (json-c out of memory) or the add
+ * fails, it frees V and returns -1.  json_save_atomic writes O to PATH
+ * through PATH.tmp (written, synced, renamed, directory synced); O NULL
+ * is ENOMEM with a message. */
+int json_put(json_object *o, const char *key, json_object *v);
+json_object *uuid_json(const uint8_t uuid[16]);
+int json_save_atomic(json_object *o, const char *path);
 int journal_save(const struct journal *j);
 /* Remove J's file durably. */
 int journal_remove(const struct journal *j);
