@@ -95,63 +95,57 @@ static bool valid_type(uint32_t type)
 	return type == VHD_TYPE_FIXED || type == VHD_TYPE_DYNAMIC || type == VHD_TYPE_DIFF;
 }
 
-static void footer_geometry(struct check *c, const char *what, const struct vhd_footer *f)
+static enum kind rule_kind(const struct rule *r)
 {
-	if (vhd_chs_geometry(f->curr_size) >= f->geometry)
-		return;
-	if (f->geometry != CHS_MAX) {
-		say(c, PROBLEM, "%s invalid: geometry too large", what);
-	} else if (!c->geometry_noted) {   /* once for both footers */
-		c->geometry_noted = true;
-		say(c, NOTE, "geometry 65535/16/255 (qemu's force_size) exceeds the CHS of the "
-		    "size; the size field is used");
+	return r->flags & RULE_READ ? FATAL : PROBLEM;
+}
+
+static int clock_skip(const struct check *c)
+{
+	return c->flags & VHD_CHECK_NO_TIME ? RULE_CLOCK : 0;
+}
+
+/* A broken footer rule, with what vhdkit adds to blktap's words. */
+static void footer_problem(struct check *c, const char *what, const struct vhd_footer *f,
+                           const struct rule *r)
+{
+	switch (r->id) {
+	case R_FOOTER_CHECKSUM:
+		say(c, FATAL, "%s invalid: %s (0x%08x stored, 0x%08x computed)", what, r->message,
+		    f->checksum, footer_checksum(f));
+		break;
+	case R_FOOTER_TYPE:
+		say(c, FATAL, "%s invalid: %s %u", what, r->message, f->type);
+		break;
+	case R_FOOTER_GEOMETRY:
+		if (f->geometry != CHS_MAX) {
+			say(c, PROBLEM, "%s invalid: %s", what, r->message);
+		} else if (!c->geometry_noted) {   /* once for both footers */
+			c->geometry_noted = true;
+			say(c, NOTE, "geometry 65535/16/255 (qemu's force_size) exceeds the CHS of "
+			    "the size; the size field is used");
+		}
+		break;
+	default:
+		say(c, rule_kind(r), "%s invalid: %s", what, r->message);
 	}
 }
 
-/* Every test blktap makes of a footer, in its order.  Returns true when the
+/* Every rule of the footer, in blktap's order.  Returns true when the
  * footer is usable for the rest of the check (cookie and type right),
  * sets *FATAL when vhd_open() would refuse it. */
 static bool footer_tests(struct check *c, const struct vhd_footer *f, const char *what,
                          bool *fatal)
 {
-	*fatal = true;
-	if (memcmp(f->cookie, "conectix", 8)) {
-		say(c, FATAL, "%s invalid: invalid cookie", what);
-		return false;
-	}
+	struct rule_input in = { .footer = f, .now = rule_now() };
+	const struct rule *r = NULL;
 	*fatal = false;
-	if (!footer_checksum_ok(f)) {
-		say(c, FATAL, "%s invalid: invalid checksum (0x%08x stored, 0x%08x computed)", what,
-		    f->checksum, footer_checksum(f));
-		*fatal = true;
+	while ((r = rule_next_broken(&footer_rules, r, &in, 0, clock_skip(c)))) {
+		footer_problem(c, what, f, r);
+		*fatal |= (r->flags & RULE_READ) != 0;
+		if (r->id == R_FOOTER_COOKIE)
+			return false;   /* not a footer: its other fields mean nothing */
 	}
-	if (!(f->features & VHD_FEATURE_RESERVED))
-		say(c, PROBLEM, "%s invalid: invalid 'reserved' feature", what);
-	if (f->features & ~(0x1u | VHD_FEATURE_RESERVED))
-		say(c, PROBLEM, "%s invalid: invalid extra features", what);
-	if (f->version != VHD_VERSION)
-		say(c, PROBLEM, "%s invalid: invalid file format version", what);
-	if (f->type != VHD_TYPE_DYNAMIC && f->type != VHD_TYPE_DIFF &&
-	    f->data_offset != DD_OFFSET_NONE) {
-		say(c, FATAL, "%s invalid: invalid data offset", what);
-		*fatal = true;
-	}
-	if (!(c->flags & VHD_CHECK_NO_TIME) &&
-	    f->timestamp > vhd_time_from_unix(time(NULL)) + 1800u)
-		say(c, PROBLEM, "%s invalid: creation time in future", what);
-	if (!memcmp(f->creator_app, "tap", 3) && f->creator_version > TAP_CREATOR_VERSION)
-		say(c, PROBLEM, "%s invalid: unsupported tap creator version", what);
-	footer_geometry(c, what, f);
-	if (!valid_type(f->type)) {
-		say(c, FATAL, "%s invalid: invalid type %u", what, f->type);
-		*fatal = true;
-	}
-	if (f->saved_state > 1)
-		say(c, PROBLEM, "%s invalid: invalid 'saved' state", what);
-	if (f->hidden > 1)
-		say(c, PROBLEM, "%s invalid: invalid 'hidden' state", what);
-	if (!is_zero(f->reserved, sizeof f->reserved))
-		say(c, PROBLEM, "%s invalid: invalid 'reserved' bits", what);
 	return valid_type(f->type);
 }
 
@@ -251,44 +245,49 @@ static bool check_footers(struct check *c)
 
 /* ---- header ------------------------------------------------------------ */
 
-static bool is_power_of_two(uint32_t v)
+/* A broken header rule, with what vhdkit adds to blktap's words.  Returns
+ * false when the BAT cannot be read because of it. */
+static bool header_problem(struct check *c, const struct vhd_header *h, const struct rule *r)
 {
-	return v && !(v & (v - 1));
+	switch (r->id) {
+	case R_HEADER_CHECKSUM:
+		say(c, FATAL, "header is invalid: %s (0x%08x stored, 0x%08x computed)", r->message,
+		    h->checksum, header_checksum(h));
+		return true;
+	case R_HEADER_TABLE_OFFSET:
+	case R_HEADER_BAT_PADDING:
+		say(c, FATAL, "header is invalid: %s (BAT of %u entries at 0x%llx, file of %llu "
+		    "bytes)", r->message, h->max_bat_entries, (unsigned long long)h->table_offset,
+		    (unsigned long long)c->v->file_size);
+		return false;
+	case R_HEADER_BLOCK_RANGE:
+		say(c, FATAL, "header is invalid: %s %u", r->message, h->block_size);
+		return false;
+	case R_HEADER_BAT_TOO_LARGE:
+		say(c, FATAL, "header is invalid: %s (%u entries)", r->message, h->max_bat_entries);
+		return false;
+	default:
+		say(c, rule_kind(r), "header is invalid: %s", r->message);
+		return r->id != R_HEADER_BLOCK_SIZE;
+	}
 }
 
-/* Returns true when the BAT can be read (table offset and block size sane). */
+/* Every rule of the header, in blktap's order (the BAT's size against the
+ * disk's is blktap's BAT test, made by check_header).  Returns true when
+ * the BAT can be read (table offset and block size sane). */
 static bool header_tests(struct check *c, const struct vhd_header *h)
 {
-	const uint64_t footer_off = c->v->footer_offset;
+	struct rule_input in = { .footer = &c->v->footer, .header = h,
+	                         .limit = c->v->footer_offset };
+	const struct rule *r = NULL;
 	bool bat_ok = true;
-	uint32_t sum = header_checksum(h);
-	if (sum != h->checksum)
-		say(c, FATAL, "header is invalid: invalid checksum (0x%08x stored, 0x%08x computed)",
-		    h->checksum, sum);
-	if (h->version != VHD_VERSION)
-		say(c, FATAL, "header is invalid: invalid header version");
-	if (h->data_offset != DD_OFFSET_NONE)
-		say(c, FATAL, "header is invalid: invalid data offset");
-	if (!h->table_offset || h->table_offset % SECTOR || h->table_offset > footer_off ||
-	    (uint64_t)h->max_bat_entries * 4 > footer_off - h->table_offset) {
-		say(c, FATAL, "header is invalid: invalid table offset (BAT of %u entries at 0x%llx, "
-		    "file of %llu bytes)", h->max_bat_entries, (unsigned long long)h->table_offset,
-		    (unsigned long long)c->v->file_size);
-		bat_ok = false;
-	}
-	if (!is_power_of_two(h->block_size)) {
-		say(c, FATAL, "header is invalid: invalid block size");
-		bat_ok = false;
-	} else if (h->block_size < MIN_BLOCK_SIZE || h->block_size > MAX_BLOCK_SIZE) {
-		say(c, FATAL, "header is invalid: unsupported block size %u", h->block_size);
-		bat_ok = false;
-	}
-	if (h->reserved1 || !is_zero(h->reserved2, sizeof h->reserved2))
-		say(c, FATAL, "header is invalid: invalid reserved bits");
-	if (h->max_bat_entries > MAX_BAT_ENTRIES) {
-		say(c, FATAL, "header is invalid: max bat size too large (%u entries)",
-		    h->max_bat_entries);
-		bat_ok = false;
+	while ((r = rule_next_broken(&header_rules, r, &in, 0, 0))) {
+		if (r->id == R_HEADER_BAT_TOO_SMALL)
+			continue;
+		if (!header_problem(c, h, r))
+			bat_ok = false;
+		if (r->id == R_HEADER_COOKIE)
+			return false;   /* not a header: its other fields mean nothing */
 	}
 	return bat_ok;
 }
@@ -298,7 +297,7 @@ static bool check_header(struct check *c)
 	struct vhd *v = c->v;
 	uint8_t raw[HEADER_SIZE];
 	uint64_t off = v->footer.data_offset;
-	if (off % SECTOR || off > v->footer_offset || v->footer_offset - off < HEADER_SIZE) {
+	if (!header_placed(off, v->footer_offset)) {
 		say(c, FATAL, "error reading header: %d (data offset 0x%llx is outside the file)",
 		    -EIO, (unsigned long long)off);
 		return false;
@@ -306,15 +305,12 @@ static bool check_header(struct check *c)
 	if (!read_ok(c, raw, HEADER_SIZE, off, "header"))
 		return false;
 	header_decode(&v->header, raw);
-	if (memcmp(v->header.cookie, "cxsparse", 8)) {
-		say(c, FATAL, "header is invalid: invalid cookie");
-		return false;
-	}
 	if (!header_tests(c, &v->header))
 		return false;
 	vhd_set_block_layout(v);
+	struct rule_input in = { .footer = &v->footer, .header = &v->header };
 	uint64_t blocks = div_round_up(v->footer.curr_size, v->header.block_size);
-	if (blocks > v->bat_entries) {
+	if (rule_broken(&header_rules, R_HEADER_BAT_TOO_SMALL, &in)) {
 		say(c, FATAL, "VHD size (%llu blocks) exceeds BAT size (%u)",
 		    (unsigned long long)blocks, v->bat_entries);
 		blocks = v->bat_entries;
@@ -326,68 +322,44 @@ static bool check_header(struct check *c)
 static void check_parent_fields(struct check *c)
 {
 	struct vhd *v = c->v;
-	const struct vhd_header *h = &v->header;
-	static const uint8_t null_uuid[16];
-	if (v->footer.type == VHD_TYPE_DIFF) {
-		if (!(c->flags & VHD_CHECK_NO_TIME) &&
-		    h->parent_timestamp > vhd_time_from_unix(time(NULL)) + 1800u)
-			say(c, PROBLEM, "differencing header is invalid: parent creation time in future");
-		v->parent_name = utf16_to_utf8(h->parent_name, sizeof h->parent_name, true);
-		if (!v->parent_name)
-			say(c, FATAL, "differencing header is invalid: invalid parent name");
-		if (!memcmp(h->parent_uuid, v->footer.uuid, 16))
-			say(c, FATAL, "differencing header is invalid: the parent uuid is the disk's own (a loop)");
-		return;
-	}
-	if (!is_zero(h->parent_name, sizeof h->parent_name))
-		say(c, PROBLEM, "differencing header is invalid: invalid non-null parent name");
-	for (int i = 0; i < LOC_COUNT; i++) {
-		const struct vhd_locator *l = &h->loc[i];
-		if (l->code || l->data_space || l->data_len || l->reserved || l->data_offset) {
-			say(c, PROBLEM, "differencing header is invalid: invalid non-null parent locators");
-			break;
-		}
-	}
-	if (memcmp(h->parent_uuid, null_uuid, 16))
-		say(c, PROBLEM, "differencing header is invalid: invalid non-null parent uuid");
-	if (h->parent_timestamp)
-		say(c, PROBLEM, "differencing header is invalid: invalid non-zero parent timestamp");
+	struct rule_input in = { .footer = &v->footer, .header = &v->header, .now = rule_now() };
+	const struct rule *r = NULL;
+	while ((r = rule_next_broken(&parent_rules, r, &in, 0, clock_skip(c))))
+		say(c, rule_kind(r), "differencing header is invalid: %s", r->message);
+	if (v->footer.type == VHD_TYPE_DIFF)
+		v->parent_name = utf16_to_utf8(v->header.parent_name, sizeof v->header.parent_name,
+		                               true);
 }
 
 /* ---- batmap ------------------------------------------------------------ */
 
-/* blktap's batmap tests; the map is read (and its checksum tested) only
- * when it lies inside the file.  Returns the first problem or NULL; with
- * REPORT, reports every one. */
+static struct rule_input batmap_input(const struct check *c)
+{
+	const struct vhd *v = c->v;
+	return (struct rule_input){ .footer = &v->footer, .header = &v->header,
+	                            .batmap = &v->batmap_hdr, .limit = v->footer_offset,
+	                            .batmap_sum_known = c->batmap_read, .batmap_sum = c->batmap_sum };
+}
+
+/* blktap's batmap tests (the header's cookie was found); the map is read
+ * (and its checksum tested) only when it lies inside the file.  Returns
+ * the first problem or NULL; with REPORT, reports every one. */
 static const char *batmap_tests(struct check *c, bool report)
 {
-	struct vhd *v = c->v;
-	const struct vhd_batmap_header *m = &v->batmap_hdr;
-	const char *first = NULL;
-	uint64_t bytes = (uint64_t)m->map_sectors * SECTOR;
-	bool placed = m->map_offset && !(m->map_offset % SECTOR) &&
-	              m->map_offset <= v->footer_offset && bytes <= v->footer_offset - m->map_offset;
-	char sums[64] = "";
-	if (c->batmap_read)
-		snprintf(sums, sizeof sums, " (0x%08x stored, 0x%08x computed)", m->checksum,
-		         c->batmap_sum);
-	const struct { bool bad; const char *msg, *detail; } tests[] = {
-		{ m->version > BATMAP_VERSION, "unsupported batmap version", "" },
-		{ c->batmap_read && c->batmap_sum != m->checksum, "invalid checksum", sums },
-		{ !m->map_sectors, "invalid size zero", "" },
-		{ bytes * 8 < v->bat_entries, "batmap-BAT size mismatch", "" },
-		{ !m->map_offset || m->map_offset % SECTOR, "invalid batmap offset", "" },
-		{ !placed && m->map_offset && !(m->map_offset % SECTOR), "invalid batmap size", "" },
-	};
-	for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-		if (!tests[i].bad)
-			continue;
-		if (!first)
-			first = tests[i].msg;
-		if (report)
-			say(c, PROBLEM, "batmap is invalid: %s%s", tests[i].msg, tests[i].detail);
+	const struct vhd_batmap_header *m = &c->v->batmap_hdr;
+	struct rule_input in = batmap_input(c);
+	const struct rule *r = NULL, *first = NULL;
+	while ((r = rule_next_broken(&batmap_rules, r, &in, 0, 0))) {
+		first = first ? first : r;
+		if (!report)
+			break;
+		if (r->id == R_BATMAP_CHECKSUM)
+			say(c, PROBLEM, "batmap is invalid: %s (0x%08x stored, 0x%08x computed)",
+			    r->message, m->checksum, c->batmap_sum);
+		else
+			say(c, PROBLEM, "batmap is invalid: %s", r->message);
 	}
-	return first;
+	return first ? first->message : NULL;
 }
 
 /* Read the batmap header and, if it is placed sanely, the map; the map is
@@ -404,24 +376,23 @@ static int load_batmap(struct check *c)
 	if (read_at(v->fd, v->path, buf, SECTOR, off))
 		return -1;
 	batmap_header_decode(m, buf);
-	if (memcmp(m->cookie, "tdbatmap", 8))
+	if (memcmp(m->cookie, "tdbatmap", 8))   /* no batmap: not a problem */
 		return 0;
 	c->batmap_header_found = true;
 	v->batmap_hdr_offset = off;
 	uint64_t bytes = (uint64_t)m->map_sectors * SECTOR;
-	if (!m->map_sectors || !m->map_offset || m->map_offset % SECTOR ||
-	    m->map_offset > v->footer_offset || bytes > v->footer_offset - m->map_offset)
-		return 0;
+	struct rule_input in = batmap_input(c);
+	if (rule_broken(&batmap_rules, R_BATMAP_SIZE_ZERO, &in) ||
+	    rule_broken(&batmap_rules, R_BATMAP_OFFSET, &in) ||
+	    rule_broken(&batmap_rules, R_BATMAP_SIZE, &in))
+		return 0;   /* the map is not inside the file */
 	uint8_t *map = xmalloc(bytes);
 	if (!map || read_at(v->fd, v->path, map, bytes, m->map_offset)) {
 		free(map);
 		return -1;
 	}
-	uint64_t sum_bytes = round_up(div_round_up(c->blocks, 8), SECTOR);
-	if (sum_bytes > bytes)
-		sum_bytes = bytes;
 	c->batmap_read = true;
-	c->batmap_sum = batmap_checksum(map, sum_bytes);
+	c->batmap_sum = batmap_checksum(map, batmap_checksum_bytes(v));
 	if (c->batmap_sum == m->checksum) {
 		v->batmap = map;
 		v->has_batmap = true;
@@ -585,36 +556,10 @@ static void check_bat(struct check *c)
 
 /* ---- parent locators and the parent ------------------------------------ */
 
-static bool known_code(uint32_t code)
-{
-	switch (code) {
-	case 0: case LOC_MACX: case LOC_W2KU: case LOC_W2RU:
-	case 0x57693272u /* Wi2r */: case 0x5769326Bu /* Wi2k */: case 0x4D616320u /* Mac */:
-		return true;
-	default:
-		return false;
-	}
-}
-
 static const char *locator_problem(const struct check *c, const struct vhd_locator *l)
 {
-	const uint64_t end = c->v->footer_offset;
-	if (!known_code(l->code))
-		return "invalid platform code";
-	if (!l->code)
-		return l->data_space || l->data_len || l->reserved || l->data_offset
-		       ? "non-zero locator" : NULL;
-	if (!l->data_offset)
-		return "invalid data offset";
-	if (!l->data_space)
-		return "invalid data space";
-	if (!l->data_len)
-		return "invalid data length";
-	if (l->data_offset > end || locator_bytes(l) > end - l->data_offset)
-		return "invalid size";
-	if (l->reserved)
-		return "invalid reserved bits";
-	return NULL;
+	struct rule_input in = { .locator = l, .limit = c->v->footer_offset };
+	return rule_first_broken(&locator_rules, &in, 0, 0);
 }
 
 /* Why the file at PATH is not the parent the header names, or NULL.  Only

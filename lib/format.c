@@ -1,11 +1,8 @@
-/* format.c - encode, decode and validate VHD footers, headers and batmaps.
+/* format.c - encode and decode VHD footers, headers and batmaps.
  *
  * Every field is decoded explicitly from big-endian bytes; nothing here
- * trusts a value: validation is separate (footer_invalid, header_invalid)
- * and uses blktap's wording so that `vhd check` names defects as
- * `vhd-util check` does. */
+ * trusts a value: validating them is the rule tables' job (rules.c). */
 #include <string.h>
-#include <time.h>
 
 #include "internal.h"
 
@@ -85,51 +82,6 @@ bool footer_checksum_ok(const struct vhd_footer *f)
 	return false;
 }
 
-const char *footer_invalid(const struct vhd_footer *f, bool strict, bool check_time)
-{
-	if (memcmp(f->cookie, "conectix", 8))
-		return "invalid cookie";
-	if (!footer_checksum_ok(f))
-		return "invalid checksum";
-	if (!strict) {
-		/* what reading needs; the rest is for `vhd check` */
-		if (f->type != VHD_TYPE_FIXED && f->type != VHD_TYPE_DYNAMIC &&
-		    f->type != VHD_TYPE_DIFF)
-			return "invalid type";
-		if (f->type == VHD_TYPE_FIXED && f->data_offset != DD_OFFSET_NONE)
-			return "invalid data offset";
-		return NULL;
-	}
-	if (!(f->features & VHD_FEATURE_RESERVED))
-		return "invalid 'reserved' feature";
-	if (f->features & ~(0x1u | VHD_FEATURE_RESERVED))
-		return "invalid extra features";
-	if (f->version != VHD_VERSION)
-		return "invalid file format version";
-	if (f->type != VHD_TYPE_DYNAMIC && f->type != VHD_TYPE_DIFF &&
-	    f->data_offset != DD_OFFSET_NONE)
-		return "invalid data offset";
-	if (check_time) {
-		uint32_t now = vhd_time_from_unix(time(NULL));
-		if (f->timestamp > now + 1800u)
-			return "creation time in future";
-	}
-	if (!memcmp(f->creator_app, "tap", 3) && f->creator_version > TAP_CREATOR_VERSION)
-		return "unsupported tap creator version";
-	if (vhd_chs_geometry(f->curr_size) < f->geometry)
-		return "geometry too large";
-	if (f->type != VHD_TYPE_FIXED && f->type != VHD_TYPE_DYNAMIC &&
-	    f->type != VHD_TYPE_DIFF)
-		return "invalid type";
-	if (f->saved_state > 1)
-		return "invalid 'saved' state";
-	if (f->hidden > 1)
-		return "invalid 'hidden' state";
-	if (!is_zero(f->reserved, sizeof f->reserved))
-		return "invalid 'reserved' bits";
-	return NULL;
-}
-
 /* ---- dynamic header ------------------------------------------------ */
 
 void header_decode(struct vhd_header *h, const uint8_t *b)
@@ -187,39 +139,6 @@ uint32_t header_checksum(const struct vhd_header *h)
 	header_encode(b, h);
 	memset(b + 36, 0, 4);
 	return ~byte_sum(b, sizeof b);
-}
-
-static bool is_power_of_two(uint32_t v)
-{
-	return v && !(v & (v - 1));
-}
-
-const char *header_invalid(const struct vhd_header *h, const struct vhd_footer *f,
-                           uint64_t footer_offset)
-{
-	if (memcmp(h->cookie, "cxsparse", 8))
-		return "invalid cookie";
-	if (header_checksum(h) != h->checksum)
-		return "invalid checksum";
-	if (h->version != VHD_VERSION)
-		return "invalid header version";
-	if (h->data_offset != DD_OFFSET_NONE)
-		return "invalid data offset";
-	if (h->table_offset == 0 || h->table_offset % SECTOR)
-		return "invalid table offset";
-	uint64_t bat_bytes = round_up((uint64_t)h->max_bat_entries * 4, SECTOR);
-	if (h->table_offset > footer_offset || bat_bytes > footer_offset - h->table_offset)
-		return "table offset too large";
-	if (!is_power_of_two(h->block_size) || h->block_size < MIN_BLOCK_SIZE ||
-	    h->block_size > MAX_BLOCK_SIZE)
-		return "invalid block size";
-	if (h->max_bat_entries > MAX_BAT_ENTRIES)
-		return "max bat size too large";
-	if (div_round_up(f->curr_size, h->block_size) > h->max_bat_entries)
-		return "max bat size too small";
-	if (h->reserved1 || !is_zero(h->reserved2, sizeof h->reserved2))
-		return "invalid 'reserved' bits";
-	return NULL;
 }
 
 /* ---- batmap -------------------------------------------------------- */

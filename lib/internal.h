@@ -2,6 +2,7 @@
 #ifndef VHDKIT_INTERNAL_H
 #define VHDKIT_INTERNAL_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,6 +25,9 @@
 #define LOC_MACX 0x4D616358u   /* "MacX" */
 #define LOC_W2KU 0x57326B75u   /* "W2ku" */
 #define LOC_W2RU 0x57327275u   /* "W2ru" */
+#define LOC_WI2R 0x57693272u   /* "Wi2r" */
+#define LOC_WI2K 0x5769326Bu   /* "Wi2k" */
+#define LOC_MAC 0x4D616320u    /* "Mac " */
 #define LOC_COUNT 8
 #define LOC_AREA 512u          /* bytes blktap reserves per locator */
 #define DATA_ALIGN 4096u       /* block data areas start 4 KiB aligned */
@@ -103,10 +107,84 @@ void batmap_header_decode(struct vhd_batmap_header *b, const uint8_t *buf);
 void batmap_header_encode(uint8_t *buf, const struct vhd_batmap_header *b);
 uint32_t batmap_checksum(const uint8_t *map, size_t bytes);
 
-/* Validation, with blktap's wording ("invalid cookie", ...).  Returns NULL
- * when valid, else a static string.  STRICT applies every test of
- * `vhd-util check`; otherwise only what reading safely needs. */
+/* ---- the rules, one table per on-disk structure (rules.c) ---------- */
+
+/* The errno of an image that breaks a rule: damaged, not a caller's
+ * mistake.  Every "invalid" error about on-disk data uses it. */
+#define VHD_EDAMAGED EBADMSG
+
+enum rule_flags {
+	RULE_BLKTAP = 1 << 0,   /* a test of blktap's `vhd-util check`, its words */
+	RULE_READ = 1 << 1,     /* reading needs it: vhd_open refuses the image (the
+	                           batmap: ignores it), vhd check calls it fatal */
+	RULE_CLOCK = 1 << 2,    /* compares with the clock ("ignore timestamps") */
+};
+
+/* What a rule looks at; each table uses the fields it names. */
+struct rule_input {
+	const struct vhd_footer *footer;      /* every table but the footer's: the footer kept */
+	const struct vhd_header *header;
+	const struct vhd_batmap_header *batmap;
+	const struct vhd_locator *locator;
+	uint64_t limit;         /* metadata must end by here (the primary footer's offset) */
+	uint32_t now;           /* VHD time now (rule_now()) */
+	bool batmap_sum_known;  /* the map was read: */
+	uint32_t batmap_sum;    /* its checksum */
+};
+
+struct rule {
+	int id;
+	int flags;
+	const char *message;    /* blktap's wording (or vhdkit's, for its own rules) */
+	bool (*broken)(const struct rule_input *in);
+};
+
+struct rule_table {
+	const struct rule *rules;
+	size_t count;
+};
+
+enum rule_id {
+	R_FOOTER_COOKIE, R_FOOTER_CHECKSUM, R_FOOTER_FEATURE, R_FOOTER_FEATURES,
+	R_FOOTER_VERSION, R_FOOTER_DATA_OFFSET, R_FOOTER_FUTURE, R_FOOTER_TAP_VERSION,
+	R_FOOTER_GEOMETRY, R_FOOTER_TYPE, R_FOOTER_SAVED, R_FOOTER_HIDDEN, R_FOOTER_RESERVED,
+	R_HEADER_COOKIE, R_HEADER_CHECKSUM, R_HEADER_VERSION, R_HEADER_DATA_OFFSET,
+	R_HEADER_TABLE_OFFSET, R_HEADER_BAT_PADDING, R_HEADER_BLOCK_SIZE, R_HEADER_BLOCK_RANGE,
+	R_HEADER_RESERVED, R_HEADER_BAT_TOO_LARGE, R_HEADER_BAT_TOO_SMALL,
+	R_PARENT_FUTURE, R_PARENT_NAME, R_PARENT_LOOP, R_PARENT_NULL_NAME,
+	R_PARENT_NULL_LOCATORS, R_PARENT_NULL_UUID, R_PARENT_NULL_TIME,
+	R_BATMAP_COOKIE, R_BATMAP_VERSION, R_BATMAP_CHECKSUM, R_BATMAP_SIZE_ZERO,
+	R_BATMAP_SIZE_BAT, R_BATMAP_OFFSET, R_BATMAP_OVER_HEADER, R_BATMAP_SIZE,
+	R_LOCATOR_CODE, R_LOCATOR_NULL, R_LOCATOR_OFFSET, R_LOCATOR_SPACE, R_LOCATOR_LEN,
+	R_LOCATOR_SIZE, R_LOCATOR_RESERVED,
+};
+
+/* footer (blktap: "primary/backup footer invalid"), header ("header is
+ * invalid"), its parent fields ("differencing header is invalid"), batmap
+ * header ("batmap is invalid"), one parent locator ("invalid parent
+ * locator N"). */
+extern const struct rule_table footer_rules, header_rules, parent_rules, batmap_rules,
+	locator_rules;
+
+/* The next rule of T after AFTER (NULL: the first) that IN breaks, among
+ * those with every flag of WANT and none of SKIP; NULL when none. */
+const struct rule *rule_next_broken(const struct rule_table *t, const struct rule *after,
+                                    const struct rule_input *in, int want, int skip);
+/* The message of the first such rule, or NULL. */
+const char *rule_first_broken(const struct rule_table *t, const struct rule_input *in, int want,
+                              int skip);
+/* Does IN break rule ID of T? */
+bool rule_broken(const struct rule_table *t, int id, const struct rule_input *in);
+uint32_t rule_now(void);
+/* The error of a broken rule: "PATH: WHAT: MESSAGE", errno VHD_EDAMAGED.
+ * Returns -1. */
+int rule_error(const char *path, const char *what, const char *message);
+
+/* The footer's first broken rule (STRICT: every one of `vhd-util check`,
+ * else those reading needs; CHECK_TIME: also the clock's), or NULL. */
 const char *footer_invalid(const struct vhd_footer *f, bool strict, bool check_time);
+/* The header's first broken rule that reading needs (the BAT must end by
+ * FOOTER_OFFSET), or NULL. */
 const char *header_invalid(const struct vhd_header *h, const struct vhd_footer *f,
                            uint64_t footer_offset);
 
@@ -244,6 +322,8 @@ uint64_t batmap_checksum_bytes(const struct vhd *v);
 uint64_t locator_bytes(const struct vhd_locator *l);
 /* bat_entries, block_sectors and bitmap_bytes from V's header. */
 void vhd_set_block_layout(struct vhd *v);
+/* A header at DATA_OFFSET (a footer's field) is sector-aligned and ends by LIMIT. */
+bool header_placed(uint64_t data_offset, uint64_t limit);
 /* Bytes of one block in the file: bitmap and data. */
 uint64_t block_span(const struct vhd *v);
 /* Offset of the first byte after all metadata (header, BAT, batmap,

@@ -26,7 +26,7 @@ static int load_footer(struct vhd *v, bool lax)
 	if (!why)
 		return 0;
 	if (!lax)
-		return vhd_error(EBADMSG, "%s: primary footer invalid: %s", v->path, why);
+		return rule_error(v->path, "primary footer invalid", why);
 	/* repair/info: fall back on the backup copy at offset 0 */
 	if (read_at(v->fd, v->path, buf, FOOTER_SIZE, 0))
 		return -1;
@@ -45,18 +45,16 @@ static int load_header(struct vhd *v)
 	const char *why;
 	uint64_t off = v->footer.data_offset;
 
-	if (off % SECTOR || off > v->footer_offset || v->footer_offset - off < HEADER_SIZE)
-		return vhd_error(EBADMSG, "%s: footer data offset %llu is outside the file", v->path,
+	if (!header_placed(off, v->footer_offset))
+		return vhd_error(VHD_EDAMAGED, "%s: footer data offset %llu is outside the file", v->path,
 		                  (unsigned long long)off);
 	if (read_at(v->fd, v->path, buf, HEADER_SIZE, off))
 		return -1;
 	header_decode(&v->header, buf);
 	why = header_invalid(&v->header, &v->footer, v->footer_offset);
 	if (why)
-		return vhd_error(EBADMSG, "%s: header is invalid: %s", v->path, why);
-	v->bat_entries = v->header.max_bat_entries;
-	v->block_sectors = v->header.block_size / SECTOR;
-	v->bitmap_bytes = (uint32_t)round_up(div_round_up(v->block_sectors, 8), SECTOR);
+		return rule_error(v->path, "header is invalid", why);
+	vhd_set_block_layout(v);
 	return 0;
 }
 
@@ -83,41 +81,32 @@ static int load_batmap(struct vhd *v)
 {
 	uint8_t buf[SECTOR];
 	struct vhd_batmap_header *m = &v->batmap_hdr;
-	uint64_t off = v->header.table_offset + round_up((uint64_t)v->bat_entries * 4, SECTOR);
+	uint64_t off = bat_end(&v->header);
+	struct rule_input in = { .footer = &v->footer, .header = &v->header, .batmap = m,
+	                         .limit = v->footer_offset };
 
 	if (!creator_has_batmap(&v->footer) || off + SECTOR > v->footer_offset)
 		return 0;
 	if (read_at(v->fd, v->path, buf, SECTOR, off))
 		return -1;
 	batmap_header_decode(m, buf);
-	if (memcmp(m->cookie, "tdbatmap", 8))
+	if (rule_broken(&batmap_rules, R_BATMAP_COOKIE, &in))
 		return 0;
 	v->batmap_hdr_offset = off;
-	uint64_t need = round_up(div_round_up(v->bat_entries, 8), SECTOR);
+	const char *why = rule_first_broken(&batmap_rules, &in, RULE_READ, 0);
+	if (why)
+		return rule_error(v->path, "batmap is invalid", why), 1;
 	uint64_t bytes = (uint64_t)m->map_sectors * SECTOR;
-	if (m->version > BATMAP_VERSION)
-		return vhd_error(EBADMSG, "%s: batmap version 0x%08x unsupported", v->path, m->version), 1;
-	if (!m->map_sectors || bytes < need)
-		return vhd_error(EBADMSG, "%s: batmap size %u sectors is too small", v->path,
-		                  m->map_sectors), 1;
-	if (!m->map_offset || m->map_offset % SECTOR || m->map_offset > v->footer_offset ||
-	    bytes > v->footer_offset - m->map_offset)
-		return vhd_error(EBADMSG, "%s: batmap offset 0x%llx is invalid", v->path,
-		                  (unsigned long long)m->map_offset), 1;
 	v->batmap = xcalloc(1, bytes);
 	if (!v->batmap || read_at(v->fd, v->path, v->batmap, bytes, m->map_offset))
 		return -1;
-	/* the checksum covers pad512(current size / block size / 8) bytes */
-	uint64_t csum_bytes = round_up(div_round_up(div_round_up(v->footer.curr_size,
-	                                                          v->header.block_size), 8), SECTOR);
-	if (csum_bytes > bytes)
-		csum_bytes = bytes;
-	uint32_t sum = batmap_checksum(v->batmap, csum_bytes);
-	if (sum != m->checksum) {
+	in.batmap_sum_known = true;
+	in.batmap_sum = batmap_checksum(v->batmap, batmap_checksum_bytes(v));
+	if (rule_broken(&batmap_rules, R_BATMAP_CHECKSUM, &in)) {
 		free(v->batmap);
 		v->batmap = NULL;
-		return vhd_error(EBADMSG, "%s: batmap invalid: checksum 0x%08x, expected 0x%08x",
-		                  v->path, m->checksum, sum), 1;
+		return vhd_error(VHD_EDAMAGED, "%s: batmap is invalid: invalid checksum (0x%08x "
+		                 "stored, 0x%08x computed)", v->path, m->checksum, in.batmap_sum), 1;
 	}
 	v->has_batmap = true;
 	return 0;

@@ -128,26 +128,23 @@ static bool same_disk(const uint8_t *a, const uint8_t *b)
 /* ---- header, BAT, batmap ------------------------------------------- */
 
 /* header_invalid() does not look at the parent fields; before trusting a
- * header whose checksum is wrong, they must make sense too. */
-static const char *parent_fields_implausible(const struct repair *r)
+ * header whose checksum is wrong, they must make sense too: the rules of
+ * the parent fields and of each locator (which must also lie in the file),
+ * the clock's aside. */
+static const char *parent_fields_implausible(const struct repair *r, char *buf, size_t len)
 {
 	const struct vhd_header *h = &r->v->header;
-	bool diff = r->v->footer.type == VHD_TYPE_DIFF;
-	for (int i = 0; i < LOC_COUNT; i++) {
-		const struct vhd_locator *l = &h->loc[i];
-		uint64_t space = locator_bytes(l);
-		if (!l->code)
-			continue;
-		if (!diff)
-			return "a disk without parent has a parent locator";
-		if (l->code != LOC_MACX && l->code != LOC_W2KU && l->code != LOC_W2RU)
-			return "a parent locator has an unknown code";
-		if (l->data_offset % SECTOR || l->data_offset > r->avail ||
-		    space > r->avail - l->data_offset || l->data_len > space)
-			return "a parent locator points outside the file";
+	struct rule_input in = { .footer = &r->v->footer, .header = h, .limit = r->avail };
+	const char *why = rule_first_broken(&parent_rules, &in, 0, RULE_CLOCK);
+	if (why)
+		return why;
+	for (int i = 0; r->v->footer.type == VHD_TYPE_DIFF && i < LOC_COUNT; i++) {
+		in.locator = &h->loc[i];
+		if ((why = rule_first_broken(&locator_rules, &in, 0, 0))) {
+			snprintf(buf, len, "parent locator %d: %s", i, why);
+			return buf;
+		}
 	}
-	if (!diff && !is_zero(h->parent_uuid, sizeof h->parent_uuid))
-		return "a disk without parent has a parent uuid";
 	return NULL;
 }
 
@@ -157,7 +154,7 @@ static int survey_header(struct repair *r)
 	uint8_t buf[HEADER_SIZE];
 	uint64_t off = v->footer.data_offset;
 
-	if (off % SECTOR || off > r->avail || r->avail - off < HEADER_SIZE)
+	if (!header_placed(off, r->avail))
 		return refuse(r, "the footer's header offset %llu is outside the file", ull(off));
 	if (read_at(v->fd, v->path, buf, HEADER_SIZE, off))
 		return -1;
@@ -170,7 +167,8 @@ static int survey_header(struct repair *r)
 	const char *why = header_invalid(&v->header, &v->footer, r->avail);
 	if (why)
 		return refuse(r, "header invalid: %s", why);
-	if (stored != sum && (why = parent_fields_implausible(r)))
+	char loc_why[80];
+	if (stored != sum && (why = parent_fields_implausible(r, loc_why, sizeof loc_why)))
 		return refuse(r, "header invalid: invalid checksum, and %s", why);
 	if (stored != sum) {
 		r->write_header = true;
@@ -211,18 +209,16 @@ static int survey_batmap_header(struct repair *r)
 	if (read_at(v->fd, v->path, buf, SECTOR, off))
 		return -1;
 	batmap_header_decode(m, buf);
-	if (memcmp(m->cookie, "tdbatmap", 8))
+	struct rule_input in = { .footer = &v->footer, .header = &v->header, .batmap = m,
+	                         .limit = r->avail };
+	if (rule_broken(&batmap_rules, R_BATMAP_COOKIE, &in))
 		return 0;
-	uint64_t need = (uint64_t)batmap_sectors_for(v->bat_entries) * SECTOR;
+	const char *why = rule_first_broken(&batmap_rules, &in, RULE_READ, 0);
+	if (why)
+		return refuse(r, "batmap is invalid: %s (%u sectors at 0x%llx for %u blocks): only "
+		              "its checksum and bits can be rebuilt", why, m->map_sectors,
+		              ull(m->map_offset), v->bat_entries);
 	uint64_t bytes = (uint64_t)m->map_sectors * SECTOR;
-	if (m->version > BATMAP_VERSION)
-		return refuse(r, "batmap version 0x%08x is unknown", m->version);
-	if (!m->map_sectors || bytes < need)
-		return refuse(r, "batmap header invalid: %u sectors cannot map %u blocks",
-		              m->map_sectors, v->bat_entries);
-	if (m->map_offset < off + SECTOR || m->map_offset % SECTOR || m->map_offset > r->avail ||
-	    bytes > r->avail - m->map_offset)
-		return refuse(r, "batmap header invalid: map offset 0x%llx", ull(m->map_offset));
 	if (!(v->batmap = xcalloc(1, bytes)) ||
 	    read_at(v->fd, v->path, v->batmap, bytes, m->map_offset))
 		return -1;

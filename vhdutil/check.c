@@ -102,24 +102,17 @@ static int check_footer(struct vu_ctx *c, struct check_opts *o, struct vhd_foote
 	return check_backup(c, raw, o, out);
 }
 
-static const char *header_problem(const struct vhd_header *h, uint64_t eof)
+/* Where blktap's tests want metadata to end: a footer before the end of
+ * the file (its size as it is, not rounded). */
+static uint64_t footer_limit(const struct vu_ctx *c)
 {
-	if (memcmp(h->cookie, "cxsparse", 8))
-		return "invalid cookie";
-	if (header_checksum(h) != h->checksum)
-		return "invalid checksum";
-	if (h->version != VHD_VERSION)
-		return "invalid header version";
-	if (h->data_offset != DD_OFFSET_NONE)
-		return "invalid data offset";
-	if (!h->table_offset || h->table_offset % SECTOR || eof < FOOTER_SIZE ||
-	    h->table_offset + (uint64_t)h->max_bat_entries * 4 > eof - FOOTER_SIZE)
-		return "invalid table offset";
-	if (!h->block_size || h->block_size & (h->block_size - 1))
-		return "invalid block size";
-	if (h->reserved1 || !is_zero(h->reserved2, sizeof h->reserved2))
-		return "invalid reserved bits";
-	return NULL;
+	return c->size < FOOTER_SIZE ? 0 : c->size - FOOTER_SIZE;
+}
+
+static const char *header_problem(const struct vhd_header *h, const struct vu_ctx *c)
+{
+	struct rule_input in = { .header = h, .limit = footer_limit(c) };
+	return rule_first_broken(&header_rules, &in, RULE_BLKTAP, 0);
 }
 
 static int check_header(struct vu_ctx *c, const struct vhd_footer *f)
@@ -133,36 +126,15 @@ static int check_header(struct vu_ctx *c, const struct vhd_footer *f)
 		return err;
 	}
 	header_decode(&h, raw);
-	if ((msg = header_problem(&h, c->size)))
+	if ((msg = header_problem(&h, c)))
 		return print_err(-EINVAL, "header is invalid: %s\n", msg);
 	return 0;
 }
 
-static const char *differencing_problem(const struct vhd_header *h, uint32_t type,
-                                        const struct check_opts *o)
+static const char *differencing_problem(const struct vu_ctx *c, const struct check_opts *o)
 {
-	static const uint8_t zero_uuid[16];
-	if (type == VHD_TYPE_DIFF) {
-		char *name;
-		uint32_t now = vhd_time_from_unix(time(NULL));
-		if (!o->ignore_time && h->parent_timestamp > now + 1800u)
-			return "parent creation time in future";
-		if (vu_parent_name(h, &name))
-			return "invalid parent name";
-		free(name);
-		return NULL;
-	}
-	if (!is_zero(h->parent_name, sizeof h->parent_name))
-		return "invalid non-null parent name";
-	for (int i = 0; i < LOC_COUNT; i++)
-		if (h->loc[i].code || h->loc[i].data_space || h->loc[i].data_len ||
-		    h->loc[i].reserved || h->loc[i].data_offset)
-			return "invalid non-null parent locators";
-	if (memcmp(h->parent_uuid, zero_uuid, 16))
-		return "invalid non-null parent uuid";
-	if (h->parent_timestamp)
-		return "invalid non-zero parent timestamp";
-	return NULL;
+	struct rule_input in = { .footer = &c->footer, .header = &c->header, .now = rule_now() };
+	return rule_first_broken(&parent_rules, &in, RULE_BLKTAP, o->ignore_time ? RULE_CLOCK : 0);
 }
 
 struct bat_entry {
@@ -355,22 +327,10 @@ static int check_bat(struct vu_ctx *c, struct check_opts *o)
 
 static const char *batmap_problem(struct vu_ctx *c)
 {
-	const struct vhd_batmap_header *b = &c->batmap;
-	if (memcmp(b->cookie, "tdbatmap", 8))
-		return "invalid cookie";
-	if (b->version > BATMAP_VERSION)
-		return "unsupported batmap version";
-	if (vu_batmap_checksum(c) != b->checksum)
-		return "invalid checksum";
-	if (!b->map_sectors)
-		return "invalid size zero";
-	if ((uint64_t)b->map_sectors * SECTOR * 8 < c->header.max_bat_entries)
-		return "batmap-BAT size mismatch";
-	if (!b->map_offset || b->map_offset % SECTOR)
-		return "invalid batmap offset";
-	if (b->map_offset + (uint64_t)b->map_sectors * SECTOR > c->size - FOOTER_SIZE)
-		return "invalid batmap size";
-	return NULL;
+	struct rule_input in = { .header = &c->header, .batmap = &c->batmap,
+	                         .limit = footer_limit(c), .batmap_sum_known = true,
+	                         .batmap_sum = vu_batmap_checksum(c) };
+	return rule_first_broken(&batmap_rules, &in, RULE_BLKTAP, 0);
 }
 
 static int check_batmap(struct vu_ctx *c)
@@ -398,27 +358,8 @@ static int check_batmap(struct vu_ctx *c)
 
 static const char *locator_problem(struct vu_ctx *c, const struct vhd_locator *l)
 {
-	switch (l->code) {
-	case 0:
-		return l->data_space || l->data_len || l->reserved || l->data_offset
-		       ? "non-zero locator" : NULL;
-	case LOC_MACX: case LOC_W2KU: case LOC_W2RU:
-	case 0x57693272u: case 0x5769326Bu: case 0x4D616320u:
-		break;
-	default:
-		return "invalid platform code";
-	}
-	if (!l->data_offset)
-		return "invalid data offset";
-	if (!l->data_space)
-		return "invalid data space";
-	if (!l->data_len)
-		return "invalid data length";
-	if (c->size < FOOTER_SIZE || l->data_offset + vu_locator_size(l) > c->size - FOOTER_SIZE)
-		return "invalid size";
-	if (l->reserved)
-		return "invalid reserved bits";
-	return NULL;
+	struct rule_input in = { .locator = l, .limit = footer_limit(c) };
+	return rule_first_broken(&locator_rules, &in, RULE_BLKTAP, 0);
 }
 
 static const char *parent_problem(struct vu_ctx *c, const char *location, bool ignore_uuids)
@@ -508,7 +449,7 @@ static int check_parent_locators(struct vu_ctx *c, bool ignore_uuids)
 
 static int check_dynamic(struct vu_ctx *c, const char *name, struct check_opts *o)
 {
-	const char *msg = differencing_problem(&c->header, c->footer.type, o);
+	const char *msg = differencing_problem(c, o);
 	int err;
 	if (msg)
 		return print_err(-EINVAL, "differencing header is invalid: %s\n", msg);
