@@ -45,4 +45,30 @@ nbdcopy -C 4 "$TMP/src.raw" "$URI" || fail "nbdcopy into the export"
 serve_stop
 "$VHD" check "$TMP/copy.vhd" >/dev/null || fail "copy.vhd: vhd check"
 [ "$(content_sha "$TMP/copy.vhd")" = "$(raw_sha "$TMP/src.raw")" ] || fail "nbdcopy -C 4: content differs"
-pass "random writes/zeroes/trims (FUA, NO_HOLE, FAST_ZERO) on a chain leaf, a dynamic and a fixed disk equal the model and pass vhd check; nbdcopy -C 4 in"
+# SIGTERM while four connections write: in-flight requests finish, the
+# plugin flushes and closes, exit 0, and the image is valid
+"$VHD" create "$TMP/term.vhd" 48M >/dev/null || fail "create term"
+serve_start "$TMP/term.vhd"
+nbdsh -u "$URI" -c '
+import random, time
+end = time.time() + 20
+done = 0
+try:
+    while time.time() < end:
+        cs = [h.aio_pwrite(nbd.Buffer.from_bytearray(bytearray(random.randbytes(65536))),
+                           random.randrange(0, 768) * 65536) for _ in range(16)]
+        for c in cs:
+            while not h.aio_command_completed(c):
+                h.poll(-1)
+        done += 16
+except nbd.Error:
+    print("writes completed before the server went:", done)
+' >"$TMP/term.out" 2>&1 &
+writer=$!
+sleep 1
+serve_stop
+wait $writer
+grep -q "completed before the server went: [1-9]" "$TMP/term.out" ||
+	{ cat "$TMP/term.out"; fail "the writer was not cut off by SIGTERM mid-load"; }
+"$VHD" check "$TMP/term.vhd" >"$TMP/check" 2>&1 || { cat "$TMP/check"; fail "term.vhd: vhd check after SIGTERM under load"; }
+pass "SIGTERM under load: exit 0, valid image; random writes/zeroes/trims (FUA, NO_HOLE, FAST_ZERO) on a chain leaf, a dynamic and a fixed disk equal the model and pass vhd check; nbdcopy -C 4 in"
