@@ -57,12 +57,12 @@ static int layout_init(struct layout *L, uint64_t size, uint32_t type, size_t lo
 	memset(L, 0, sizeof *L);
 	init_footer(&v->footer, size, type);
 	init_header(&v->header, size);
-	L->bat_bytes = round_up((uint64_t)v->header.max_bat_entries * 4, SECTOR);
+	L->bat_bytes = bat_bytes(v->header.max_bat_entries);
 	v->batmap_hdr_offset = v->header.table_offset + L->bat_bytes;
 	memcpy(v->batmap_hdr.cookie, "tdbatmap", 8);
 	v->batmap_hdr.map_offset = v->batmap_hdr_offset + SECTOR;
 	v->batmap_hdr.map_sectors =
-		(uint32_t)div_round_up(div_round_up(v->header.max_bat_entries, 8), SECTOR);
+		batmap_sectors_for(v->header.max_bat_entries);
 	v->batmap_hdr.version = BATMAP_VERSION;
 	L->locators_offset = v->batmap_hdr.map_offset + (uint64_t)v->batmap_hdr.map_sectors * SECTOR;
 	L->meta_end = L->locators_offset + locator_bytes;
@@ -282,15 +282,14 @@ static int locator_areas(const struct vhd *v, uint64_t *offset, size_t *bytes)
 {
 	const struct vhd_locator *l = v->header.loc;
 	for (int i = 0; i < 3; i++) {
-		uint64_t space = l[i].data_space < SECTOR ? (uint64_t)l[i].data_space * SECTOR
-		                                          : l[i].data_space;
-		if (!l[i].code || space != l[0].data_space ||
+		uint64_t space = locator_bytes(&l[i]);
+		if (!l[i].code || !space || space != locator_bytes(&l[0]) ||
 		    l[i].data_offset != l[0].data_offset + (uint64_t)i * space)
 			return vhd_error(ENOTSUP, "%s: locators are not laid out as blktap does; "
 			                          "cannot rewrite them in place", v->path);
 	}
 	*offset = l[0].data_offset;
-	*bytes = l[0].data_space < SECTOR ? (size_t)l[0].data_space * SECTOR : l[0].data_space;
+	*bytes = (size_t)locator_bytes(&l[0]);
 	if (*offset + 3 * *bytes > v->footer_offset)
 		return vhd_error(EBADMSG, "%s: locator areas lie outside the file", v->path);
 	return 0;

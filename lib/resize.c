@@ -91,7 +91,7 @@ static int grow_fixed(struct vhd *v, uint64_t size)
 /* Entries the BAT's sectors can hold, and blocks the batmap can map. */
 static uint32_t bat_capacity(const struct vhd *v)
 {
-	uint64_t cap = round_up((uint64_t)v->bat_entries * 4, SECTOR) / 4;
+	uint64_t cap = bat_bytes(v->bat_entries) / 4;
 	if (v->has_batmap && cap > (uint64_t)v->batmap_hdr.map_sectors * SECTOR * 8)
 		cap = (uint64_t)v->batmap_hdr.map_sectors * SECTOR * 8;
 	return cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap;
@@ -154,12 +154,12 @@ static void plan_layout(const struct vhd *v, uint32_t entries, struct new_layout
 	memset(L, 0, sizeof *L);
 	L->entries = entries;
 	L->table_offset = round_up(vhd_metadata_end(v), SECTOR);
-	L->bat_bytes = round_up((uint64_t)entries * 4, SECTOR);
+	L->bat_bytes = bat_bytes(entries);
 	uint64_t end = L->table_offset + L->bat_bytes;
 	if (v->has_batmap) {
 		L->batmap_hdr_offset = end;
 		L->map_offset = end + SECTOR;
-		L->map_sectors = (uint32_t)div_round_up(div_round_up(entries, 8), SECTOR);
+		L->map_sectors = batmap_sectors_for(entries);
 		end = L->map_offset + (uint64_t)L->map_sectors * SECTOR;
 	}
 	L->end = end;
@@ -337,7 +337,7 @@ static int report_metadata(const struct vhd *v, vhd_range_fn fn, void *arg)
 	    (rc = report(v, fn, arg, v->footer_offset, FOOTER_SIZE)) ||
 	    (rc = report(v, fn, arg, v->footer.data_offset, HEADER_SIZE)) ||
 	    (rc = report(v, fn, arg, v->header.table_offset,
-	                 round_up((uint64_t)v->bat_entries * 4, SECTOR))))
+	                 bat_bytes(v->bat_entries))))
 		return rc;
 	if (!v->has_batmap)
 		return 0;

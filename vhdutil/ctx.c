@@ -172,7 +172,7 @@ static bool batmap_header_valid_v11(struct vu_ctx *c)
 	uint8_t buf[SECTOR];
 	struct vhd_batmap_header m;
 	if (memcmp(c->footer.creator_app, "tap", 3) || c->footer.creator_version != 0x00010001u ||
-	    vu_pread(c, buf, SECTOR, vu_batmap_header_offset(c)))
+	    vu_pread(c, buf, SECTOR, bat_end(&c->header)))
 		return false;
 	batmap_header_decode(&m, buf);
 	return !memcmp(m.cookie, "tdbatmap", 8) && m.version <= BATMAP_VERSION;
@@ -282,11 +282,6 @@ uint32_t vu_bat_at(const struct vu_ctx *c, uint64_t i)
 	return i < c->bat_entries ? c->bat[i] : BAT_UNUSED;
 }
 
-uint64_t vu_batmap_header_offset(const struct vu_ctx *c)
-{
-	return c->header.table_offset + round_up((uint64_t)c->header.max_bat_entries * 4, SECTOR);
-}
-
 uint32_t vu_batmap_checksum(const struct vu_ctx *c)
 {
 	uint64_t bytes = ((c->footer.curr_size >> 21) >> 3);
@@ -303,7 +298,7 @@ int vu_get_batmap(struct vu_ctx *c)
 		return 0;
 	if (!vu_has_batmap(c))
 		return -EINVAL;
-	int err = vu_pread(c, buf, SECTOR, vu_batmap_header_offset(c));
+	int err = vu_pread(c, buf, SECTOR, bat_end(&c->header));
 	if (err)
 		return err;
 	batmap_header_decode(&c->batmap, buf);
@@ -331,13 +326,6 @@ bool vu_batmap_test(const struct vu_ctx *c, uint64_t block)
 	return bit_test(c->batmap_map, block);
 }
 
-uint64_t vu_locator_size(const struct vhd_locator *l)
-{
-	if (l->data_space < SECTOR)
-		return (uint64_t)l->data_space * SECTOR;
-	return l->data_space % SECTOR ? 0 : l->data_space;
-}
-
 static uint64_t max64(uint64_t a, uint64_t b)
 {
 	return a > b ? a : b;
@@ -346,19 +334,19 @@ static uint64_t max64(uint64_t a, uint64_t b)
 int vu_end_of_headers(struct vu_ctx *c, uint64_t *end)
 {
 	uint64_t eom = c->footer.data_offset + HEADER_SIZE;
-	uint64_t bat = round_up((uint64_t)c->header.max_bat_entries * 4, SECTOR);
-	eom = max64(eom, c->header.table_offset + (bat ? bat : SECTOR));
+	uint64_t bat = bat_bytes(c->header.max_bat_entries);
+	eom = max64(eom, c->header.table_offset + (bat ? bat : SECTOR));   /* blktap: a sector at least */
 	if (vu_has_batmap(c)) {
 		int err = vu_get_batmap(c);
 		if (err)
 			return err;
-		eom = max64(eom, vu_batmap_header_offset(c) + SECTOR);
+		eom = max64(eom, bat_end(&c->header) + SECTOR);
 		eom = max64(eom, c->batmap.map_offset + (uint64_t)c->batmap.map_sectors * SECTOR);
 	}
 	for (int i = 0; i < LOC_COUNT; i++) {
 		const struct vhd_locator *l = &c->header.loc[i];
 		if (l->code)
-			eom = max64(eom, l->data_offset + vu_locator_size(l));
+			eom = max64(eom, l->data_offset + locator_bytes(l));
 	}
 	*end = eom;
 	return 0;
@@ -390,7 +378,7 @@ int vu_locator_read(struct vu_ctx *c, const struct vhd_locator *l, char **name)
 		return -EINVAL;
 	if (l->code != LOC_MACX && l->code != LOC_W2KU && l->code != LOC_W2RU)
 		return -EINVAL;
-	uint64_t size = vu_locator_size(l);
+	uint64_t size = locator_bytes(l);
 	if (!size || size > 64 * 1024 || l->data_len > size || !l->data_len)
 		return -EINVAL;
 	uint8_t *buf = calloc(1, size + 2);

@@ -53,7 +53,7 @@ static int read_marker(struct vu_ctx *c, signed char *marker)
 	*marker = 0;
 	if (!vu_has_batmap(c))
 		return vu_get_xattr(c->fd, MARKER_XATTR, marker, 1);
-	int err = vu_pread(c, buf, SECTOR, vu_batmap_header_offset(c));
+	int err = vu_pread(c, buf, SECTOR, bat_end(&c->header));
 	if (err)
 		return err;
 	batmap_header_decode(&b, buf);

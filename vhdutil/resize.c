@@ -152,10 +152,10 @@ static int journal_metadata(struct journal *j)
 		return err;
 	for (int i = 0; i < LOC_COUNT && !err; i++) {
 		const struct vhd_locator *l = &c->header.loc[i];
-		if (l->code && vu_locator_size(l))
-			err = journal_add(j, J_LOCATOR, l->data_offset, (uint32_t)vu_locator_size(l));
+		if (l->code && locator_bytes(l))
+			err = journal_add(j, J_LOCATOR, l->data_offset, (uint32_t)locator_bytes(l));
 	}
-	uint32_t bat = (uint32_t)round_up((uint64_t)c->header.max_bat_entries * 4, SECTOR);
+	uint32_t bat = (uint32_t)bat_bytes(c->header.max_bat_entries);
 	if (!err)
 		err = journal_add(j, J_BAT, c->header.table_offset, bat);
 	if (!err && c->batmap_map)
@@ -270,7 +270,7 @@ static int poison(struct vu_ctx *c, uint64_t footer_off, bool on)
 static bool fits_in_place(const struct vu_ctx *c, uint64_t size)
 {
 	uint64_t entries = div_round_up(size, c->header.block_size);
-	uint64_t room = round_up((uint64_t)c->header.max_bat_entries * 4, SECTOR) / 4;
+	uint64_t room = bat_bytes(c->header.max_bat_entries) / 4;
 	return entries <= room &&
 	       !(c->batmap_map && entries > (uint64_t)c->batmap.map_sectors * SECTOR * 8);
 }

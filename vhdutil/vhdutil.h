@@ -45,7 +45,6 @@ int vu_read_footer(struct vu_ctx *c, struct vhd_footer *f, bool ignore_disabled)
 int vu_read_header(struct vu_ctx *c, struct vhd_header *h);
 bool vu_dynamic(const struct vu_ctx *c);
 bool vu_has_batmap(const struct vu_ctx *c);
-uint64_t vu_batmap_header_offset(const struct vu_ctx *c);
 /* Early tapdisk images (creator 0.1 and 1.1), which keep the hidden flag
  * valid only in the backup footer, set without updating the checksum. */
 bool vu_early_tap(const struct vhd_footer *f);
@@ -63,7 +62,6 @@ uint32_t vu_batmap_checksum(const struct vu_ctx *c);
 bool vu_batmap_test(const struct vu_ctx *c, uint64_t block);
 int vu_end_of_headers(struct vu_ctx *c, uint64_t *end);
 int vu_end_of_data(struct vu_ctx *c, uint64_t *end);
-uint64_t vu_locator_size(const struct vhd_locator *l);
 /* Decoded path of a locator (caller frees), or -errno. */
 int vu_locator_read(struct vu_ctx *c, const struct vhd_locator *l, char **name);
 /* The header's parent name (caller frees), or -errno. */
