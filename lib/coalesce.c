@@ -53,6 +53,7 @@ struct merge {
 	uint32_t blocks;        /* base blocks covering the top */
 	unsigned batch;
 	struct reader *reader;
+	int *direct_fds;        /* per layer above the base: O_DIRECT reader, or -1 */
 	uint32_t submitted;     /* next block to hand to the reader */
 	uint8_t *new_maps;      /* bitmaps of the batch's new blocks */
 	bool *full;
@@ -173,7 +174,7 @@ static int find_runs(struct merge *m, uint32_t b, struct run *runs, unsigned *co
 			return -1;
 		if (l != NO_LAYER)
 			runs[n++] = (struct run){ (uint32_t)(s - first), (uint32_t)run, from, from->fd,
-			                          source_offset(from, s) };
+			                          m->direct_fds[l], source_offset(from, s) };
 		s += run;
 	}
 	*count = n;
@@ -688,6 +689,41 @@ static int grow_base(struct merge *m)
 	return 0;
 }
 
+/* Why the layers are read with O_DIRECT where the filesystem allows
+ * sector-aligned direct reads: through the page cache every byte moved is
+ * also copied once more and its pages allocated and reclaimed, CPU time a
+ * merge on a busy host does not have to spend; the layers are only read,
+ * and a direct read sees what buffered writers left in the cache (the
+ * kernel writes it back first).  -1 where direct reads are not possible. */
+static int open_direct(const struct vhd *v)
+{
+	struct stat a, b;
+	struct statx sx;
+	int fd = open(v->path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	bool ok = fstat(fd, &a) == 0 && fstat(v->fd, &b) == 0 && a.st_dev == b.st_dev &&
+	          a.st_ino == b.st_ino &&
+	          statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 &&
+	          (sx.stx_mask & STATX_DIOALIGN) && sx.stx_dio_offset_align &&
+	          sx.stx_dio_offset_align <= SECTOR && sx.stx_dio_mem_align <= SECTOR;
+	if (!ok) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int open_direct_readers(struct merge *m)
+{
+	if (!(m->direct_fds = xcalloc(m->layers, sizeof *m->direct_fds)))
+		return -1;
+	const struct vhd *v = m->top;
+	for (unsigned l = 0; l < m->layers; l++, v = v->parent)
+		m->direct_fds[l] = open_direct(v);
+	return 0;
+}
+
 static int alloc_buffers(struct merge *m)
 {
 	struct vhd *v = m->base;
@@ -703,7 +739,7 @@ static int alloc_buffers(struct merge *m)
 	m->ahead_runs = xcalloc(m->block_sectors / 2 + 1, sizeof *m->runs);
 	m->full = xcalloc(m->batch, sizeof *m->full);
 	m->new_maps = xmalloc((size_t)m->batch * (is_fixed(v) ? SECTOR : v->bitmap_bytes));
-	if (!m->runs || !m->ahead_runs || !m->full || !m->new_maps)
+	if (!m->runs || !m->ahead_runs || !m->full || !m->new_maps || open_direct_readers(m))
 		return -1;
 	/* memory stays bounded whatever the block size */
 	unsigned slots = COPY_BUFFER_BYTES / ((uint32_t)m->block_sectors * SECTOR);
@@ -720,6 +756,10 @@ static void merge_free(struct merge *m)
 	vhd_close(m->base);
 	vhd_close(m->top);
 	reader_stop(m->reader);
+	for (unsigned l = 0; m->direct_fds && l < m->layers; l++)
+		if (m->direct_fds[l] >= 0)
+			close(m->direct_fds[l]);
+	free(m->direct_fds);
 	free(m->runs);
 	free(m->ahead_runs);
 	free(m->full);

@@ -46,6 +46,7 @@ struct run {
 	uint32_t start, len;       /* sectors, relative to the base block */
 	struct vhd *from;          /* the layer holding them */
 	int fd;                    /* from->fd, and the run's byte offset in it: */
+	int direct_fd;             /* the same file opened O_DIRECT, or -1 */
 	uint64_t src;              /* all the reader thread may use */
 };
 
@@ -61,6 +62,7 @@ struct read_slot {
 	uint64_t dst;              /* byte offset of the block's data in the base */
 	uint64_t map_offset;       /* the base block's bitmap, read into MAP (0: none) */
 	uint8_t *map;
+	uint8_t *edge;             /* one page: where the edges of writes are read */
 };
 struct reader;
 struct reader *reader_start(unsigned slots, unsigned workers, uint32_t block_sectors,

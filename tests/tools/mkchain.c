@@ -6,6 +6,10 @@
  *     --levels N         differencing layers above the base (1)
  *     --writes N         random writes per layer (15000)
  *     --min SIZE --max SIZE   write sizes, 4 KiB multiples (4K, 64K)
+ *     --align SIZE       granularity of the writes' offsets and lengths
+ *                        (4K; 512 makes sector-granular writes as guests
+ *                        with 512-byte sectors do: a length is then MIN..MAX
+ *                        plus 0-7 sectors, an offset any sector)
  *     --touch-all        first write once into every block of each layer
  *     --seed N
  * Makes DIR/l0.vhd (hidden) .. DIR/lN.vhd (all hidden but the leaf) and
@@ -55,21 +59,30 @@ static int die(const char *what)
 	return 1;
 }
 
-static int write_layer(const char *path, uint64_t size, unsigned writes, uint64_t min,
-                       uint64_t max, int touch_all, uint8_t *buf)
+struct shape {
+	uint64_t size, min, max, align;
+	unsigned writes;
+	int touch_all;
+};
+
+static int write_layer(const char *path, const struct shape *sh, uint8_t *buf)
 {
 	vhd_t *v = vhd_open(path, VHD_OPEN_RDWR);
 	if (!v)
 		return die(path);
-	uint64_t pages = size / 4096, blocks = size / BLOCK;
-	unsigned total = writes + (touch_all ? (unsigned)blocks : 0);
+	uint64_t size = sh->size, units = size / sh->align, blocks = size / BLOCK;
+	unsigned total = sh->writes + (sh->touch_all ? (unsigned)blocks : 0);
 	for (unsigned i = 0; i < total; i++) {
-		uint64_t len = min + (next() % ((max - min) / 4096 + 1)) * 4096;
+		uint64_t len = sh->min + (next() % ((sh->max - sh->min) / 4096 + 1)) * 4096;
+		if (sh->align < 4096)   /* sector-granular: 0-7 sectors more */
+			len += (next() % (4096 / sh->align)) * sh->align;
+		if (len > BLOCK)
+			len = BLOCK;
 		uint64_t off;
-		if (touch_all && i < blocks)
-			off = i * (uint64_t)BLOCK + (next() % (BLOCK / 4096)) * 4096;
+		if (sh->touch_all && i < blocks)
+			off = i * (uint64_t)BLOCK + (next() % (BLOCK / sh->align)) * sh->align;
 		else
-			off = (next() % pages) * 4096;
+			off = (next() % units) * sh->align;
 		if (off + len > size)
 			off = size - len;
 		fill(buf, len);
@@ -100,26 +113,31 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "size", 1, NULL, 's' }, { "base-data", 1, NULL, 'b' }, { "levels", 1, NULL, 'l' },
 		{ "writes", 1, NULL, 'w' }, { "min", 1, NULL, 'm' }, { "max", 1, NULL, 'M' },
-		{ "touch-all", 0, NULL, 't' }, { "seed", 1, NULL, 'S' }, { 0 },
+		{ "touch-all", 0, NULL, 't' }, { "seed", 1, NULL, 'S' }, { "align", 1, NULL, 'a' },
+		{ 0 },
 	};
-	uint64_t size = 4ull << 30, base_data = 1ull << 30, min = 4096, max = 65536;
-	unsigned levels = 1, writes = 15000;
-	int touch_all = 0, opt;
+	struct shape sh = { 4ull << 30, 4096, 65536, 4096, 15000, 0 };
+	uint64_t base_data = 1ull << 30;
+	unsigned levels = 1;
+	int opt;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
-		case 's': size = size_arg(optarg); break;
+		case 's': sh.size = size_arg(optarg); break;
 		case 'b': base_data = size_arg(optarg); break;
 		case 'l': levels = (unsigned)atoi(optarg); break;
-		case 'w': writes = (unsigned)atoi(optarg); break;
-		case 'm': min = size_arg(optarg); break;
-		case 'M': max = size_arg(optarg); break;
-		case 't': touch_all = 1; break;
+		case 'w': sh.writes = (unsigned)atoi(optarg); break;
+		case 'm': sh.min = size_arg(optarg); break;
+		case 'M': sh.max = size_arg(optarg); break;
+		case 'a': sh.align = size_arg(optarg); break;
+		case 't': sh.touch_all = 1; break;
 		case 'S': rng ^= strtoull(optarg, NULL, 10) * 0x9E3779B97F4A7C15ull; break;
 		default: return 2;
 		}
 	}
-	if (optind != argc - 1 || min % 4096 || max % 4096 || min > max || max > BLOCK ||
-	    size % BLOCK || base_data > size)
+	uint64_t size = sh.size;
+	if (optind != argc - 1 || sh.min % 4096 || sh.max % 4096 || sh.min > sh.max ||
+	    sh.max > BLOCK || size % BLOCK || base_data > size || !sh.align || sh.align % 512 ||
+	    4096 % sh.align)
 		return fprintf(stderr, "usage: mkchain [options] DIR (see the source)\n"), 2;
 	const char *dir = argv[optind];
 	char path[4096], parent[4096];
@@ -141,7 +159,7 @@ int main(int argc, char **argv)
 		snprintf(path, sizeof path, "%s/l%u.vhd", dir, l);
 		if (vhd_snapshot(parent, path, 0))
 			return die(path);
-		if (write_layer(path, size, writes, min, max, touch_all, buf))
+		if (write_layer(path, &sh, buf))
 			return 1;
 		if (l < levels) {
 			vhd_t *h = vhd_open(path, VHD_OPEN_RDWR);
