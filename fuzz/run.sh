@@ -1,24 +1,36 @@
 #!/bin/sh
-# run.sh - `make fuzz`: build the libFuzzer target and run it.
-#   FUZZ_SECONDS  how long (default 300)
-#   FUZZ_JOBS     parallel workers; with more than 1, libFuzzer's fork mode
-#                 goes on after a crash (default 1: stop at the first)
-#   B             build directory (default build)
+# run.sh - `make fuzz`: build the libFuzzer targets and run each in turn:
+#   fuzz-open-check  the library (open, map, read, check, repair)
+#   fuzz-vhdutil     vhd-util's parser and its check, query, read, scan
+# Knobs:
+#   FUZZ_SECONDS   how long each target runs (default 1800: an hour for both)
+#   FUZZ_TARGETS   which (default "open-check vhdutil")
+#   FUZZ_JOBS      parallel workers; with more than 1, libFuzzer's fork mode
+#                  goes on after a crash (default 1: stop at the first)
+#   FUZZ_CORPUS    where new inputs collect, one directory per target
+#                  (default $B/fuzz/corpus, kept between runs)
+#   FUZZ_ARTIFACTS prefix of the files a crash is saved to
+#                  (default fuzz/regressions/, and .../vhdutil- for fuzz-vhdutil)
+#   B              build directory (default build)
 # Seeds: small images made by `fuzz-replay --make-seeds`, the corpus's
-# images that fit in -max_len, and fuzz/regressions/.  New inputs collect
-# in $B/fuzz/corpus (kept between runs).  A crash, leak, timeout or huge
-# allocation is written to fuzz/regressions/ (crash-*, leak-*, timeout-*,
-# oom-*); minimize it with
+# images that fit in -max_len, and fuzz/regressions/.  A crash, leak,
+# timeout or huge allocation is written as crash-*, leak-*, timeout-*,
+# oom-*; minimize it with
 #   $B/fuzz/fuzz-open-check -minimize_crash=1 -runs=20000 \
 #       -exact_artifact_path=fuzz/regressions/NAME FILE
-# and replay it with `$B/tests/fuzz-replay FILE` or
-# tests/test-fuzz-regressions.sh.  clang comes from `make deps` (install-deps.sh).
+# and replay it with `$B/tests/fuzz-replay FILE` (or fuzz-vhdutil-replay);
+# tests/test-fuzz-regressions.sh replays fuzz/regressions/ through both.
+# clang comes from `make deps` (install-deps.sh).  Exit status: 0 when no target
+# found anything, else the last failing target's.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 B=${B:-build}
-SECONDS_=${FUZZ_SECONDS:-300}
+SECONDS_=${FUZZ_SECONDS:-1800}
+TARGETS=${FUZZ_TARGETS:-open-check vhdutil}
 JOBS=${FUZZ_JOBS:-1}
+CORPUS_DIR=${FUZZ_CORPUS:-$B/fuzz/corpus}
+ARTIFACTS=${FUZZ_ARTIFACTS:-fuzz/regressions/}
 MAX_LEN=65536
 CORPUS=${VHDKIT_CORPUS:-$ROOT/../shared/corpus}
 
@@ -27,7 +39,8 @@ make -s B="$B" fuzz-bin
 
 seeds=$B/fuzz/seeds
 rm -rf "$seeds"
-mkdir -p "$seeds" "$B/fuzz/corpus" fuzz/regressions
+mkdir -p "$seeds" fuzz/regressions
+case $ARTIFACTS in */) mkdir -p "$ARTIFACTS" ;; *) mkdir -p "$(dirname "$ARTIFACTS")" ;; esac
 "$B/tests/fuzz-replay" --make-seeds "$seeds"
 # the corpus's small images (a chain member as DIR__NAME)
 if [ -d "$CORPUS" ]; then
@@ -38,12 +51,23 @@ if [ -d "$CORPUS" ]; then
 fi
 chmod -R u+w "$seeds"
 
-set -- -max_len=$MAX_LEN -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 \
-	-max_total_time="$SECONDS_" -dict=fuzz/vhd.dict -print_final_stats=1 \
-	-artifact_prefix=fuzz/regressions/
-[ "$JOBS" -gt 1 ] && set -- "$@" -fork="$JOBS" -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1
-echo "fuzz: $B/fuzz/fuzz-open-check for ${SECONDS_}s ($JOBS job(s)); crashes go to fuzz/regressions/"
 rc=0
-"$B/fuzz/fuzz-open-check" "$@" "$B/fuzz/corpus" "$seeds" fuzz/regressions </dev/null || rc=$?
-echo "fuzz: corpus now $(ls "$B/fuzz/corpus" | wc -l) inputs; exit $rc"
+for target in $TARGETS; do
+	case $target in
+	open-check) prefix=$ARTIFACTS ;;
+	vhdutil) prefix=${ARTIFACTS}vhdutil- ;;
+	*) echo "fuzz: unknown target $target (open-check, vhdutil)" >&2; exit 2 ;;
+	esac
+	corpus=$CORPUS_DIR/$target
+	mkdir -p "$corpus"
+	set -- -max_len=$MAX_LEN -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 \
+		-max_total_time="$SECONDS_" -dict=fuzz/vhd.dict -print_final_stats=1 \
+		-artifact_prefix="$prefix"
+	[ "$JOBS" -gt 1 ] && set -- "$@" -fork="$JOBS" -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1
+	echo "fuzz: $B/fuzz/fuzz-$target for ${SECONDS_}s ($JOBS job(s)); crashes go to ${prefix}*"
+	trc=0
+	"$B/fuzz/fuzz-$target" "$@" "$corpus" "$seeds" fuzz/regressions </dev/null || trc=$?
+	echo "fuzz: fuzz-$target: corpus now $(ls "$corpus" | wc -l) inputs; exit $trc"
+	[ $trc -eq 0 ] || rc=$trc
+done
 exit $rc
