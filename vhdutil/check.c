@@ -504,12 +504,19 @@ out:
 	return err;
 }
 
+/* blktap follows parents for ever: a loop of locators would hang it (and
+ * grow -s's statistics without end), so a chain stops at
+ * VHD_MAX_CHAIN_DEPTH files with -ELOOP, as query -d. */
 static int check_parents(const char *name, struct check_opts *o)
 {
 	char *cur = strdup(name), *parent;
 	struct vu_ctx c;
-	int err = cur ? 0 : -ENOMEM;
+	int err = cur ? 0 : -ENOMEM, depth = 1;
 	while (!err) {
+		if (depth++ >= VHD_MAX_CHAIN_DEPTH) {
+			err = -ELOOP;
+			break;
+		}
 		if ((err = vu_open(&c, cur, VU_OPEN_IGNORE_DISABLED)))
 			break;
 		if (c.footer.type != VHD_TYPE_DIFF || uuid_is_nil(c.header.parent_uuid)) {
