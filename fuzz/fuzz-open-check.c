@@ -160,38 +160,6 @@ static void repair_twice(const char *path, const uint8_t *data, size_t size)
 	}
 }
 
-static void run_input(const char *file, const uint8_t *data, size_t size)
-{
-	(void)file;
-	if (size > FUZZ_MAX_INPUT)
-		return;
-	fuzz_setup("fuzz-open-check");
-	bool diff = fuzz_may_be_differencing(data, size);
-	fuzz_put_file(fuzz_lonely_path, data, size);
-	exercise(fuzz_lonely_path, data, size, diff);
-	if (diff) {
-		fuzz_put_file(fuzz_family_path, data, size);
-		exercise(fuzz_family_path, data, size, true);
-	}
-	repair_twice(fuzz_lonely_path, data, size);
-}
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
-	run_input(NULL, data, size);
-	return 0;
-}
-
-#ifdef FUZZ_REPLAY
-/* In place: a chain finds its own parent. */
-static void run_in_place(const char *file, const uint8_t *data, size_t size)
-{
-	exercise(file, data, size, true);
-}
-
-int main(int argc, char **argv)
-{
-	return fuzz_replay_main(argc, argv, "fuzz-replay", run_input, run_in_place);
-}
-#endif
+const struct fuzz_target fuzz_target = {
+	.name = "fuzz-open-check", .exercise = exercise, .scratch = repair_twice,
+};

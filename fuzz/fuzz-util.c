@@ -22,7 +22,7 @@ static const uint8_t parent_uuid[16] = {
 
 static const char *prog_name = "fuzz";
 static char lonely_dir[256], family_dir[256];
-char fuzz_lonely_path[300], fuzz_family_path[300], fuzz_parent_path[300];
+static char lonely_path[300], family_path[300], parent_path[300];
 
 void fuzz_fatal(const char *what)
 {
@@ -50,7 +50,12 @@ static bool footer_of_type(const uint8_t *data, size_t size, const char *cookie,
 	return false;
 }
 
-bool fuzz_may_be_differencing(const uint8_t *data, size_t size)
+/* Could any footer in DATA describe a differencing disk?  Every reader
+ * (library, repair, vhd-util) only follows a parent from a footer with the
+ * "conectix" cookie (vhd-util also "v_poison") and type 4, wherever it
+ * reads one: without such bytes the input behaves the same alone and
+ * beside a parent, with a parent lookup allowed or not. */
+static bool may_be_differencing(const uint8_t *data, size_t size)
 {
 	return footer_of_type(data, size, "conectix", VHD_TYPE_DIFF) ||
 	       footer_of_type(data, size, "v_poison", VHD_TYPE_DIFF);
@@ -126,9 +131,9 @@ static int make_small_dynamic(const char *path, const uint8_t *uuid)
 
 static void remove_dirs(void)
 {
-	unlink(fuzz_lonely_path);
-	unlink(fuzz_family_path);
-	unlink(fuzz_parent_path);
+	unlink(lonely_path);
+	unlink(family_path);
+	unlink(parent_path);
 	rmdir(lonely_dir);
 	rmdir(family_dir);
 }
@@ -146,21 +151,51 @@ static void make_dir(char *dir, size_t cap, const char *name)
 	}
 }
 
-void fuzz_setup(const char *prog)
+/* The directories and parent.vhd, once; removed at exit.  What the
+ * targets print (vhd-util's output) goes to /dev/null: libFuzzer and the
+ * replay drivers report on stderr. */
+static void setup(void)
 {
 	if (*lonely_dir)
 		return;
-	prog_name = prog;
+	prog_name = fuzz_target.name;
 	make_dir(lonely_dir, sizeof lonely_dir, "lonely");
 	make_dir(family_dir, sizeof family_dir, "family");
 	atexit(remove_dirs);
-	snprintf(fuzz_lonely_path, sizeof fuzz_lonely_path, "%s/fuzz.vhd", lonely_dir);
-	snprintf(fuzz_family_path, sizeof fuzz_family_path, "%s/child.vhd", family_dir);
-	snprintf(fuzz_parent_path, sizeof fuzz_parent_path, "%s/parent.vhd", family_dir);
-	if (make_small_dynamic(fuzz_parent_path, parent_uuid) || chmod(fuzz_parent_path, 0444))
+	snprintf(lonely_path, sizeof lonely_path, "%s/fuzz.vhd", lonely_dir);
+	snprintf(family_path, sizeof family_path, "%s/child.vhd", family_dir);
+	snprintf(parent_path, sizeof parent_path, "%s/parent.vhd", family_dir);
+	if (make_small_dynamic(parent_path, parent_uuid) || chmod(parent_path, 0444))
 		fuzz_fatal("making parent.vhd");
+	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (null < 0 || dup2(null, STDOUT_FILENO) < 0 || close(null))
+		fuzz_fatal("/dev/null");
 }
 
+static void run_input(const uint8_t *data, size_t size)
+{
+	if (size > FUZZ_MAX_INPUT)
+		return;
+	setup();
+	bool diff = may_be_differencing(data, size);
+	fuzz_put_file(lonely_path, data, size);
+	fuzz_target.exercise(lonely_path, data, size, diff);
+	if (diff) {
+		fuzz_put_file(family_path, data, size);
+		fuzz_target.exercise(family_path, data, size, true);
+	}
+	if (fuzz_target.scratch)
+		fuzz_target.scratch(lonely_path, data, size);
+}
+
+#ifndef FUZZ_REPLAY
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	run_input(data, size);
+	return 0;
+}
+#else
 /* ---- replay driver and seed maker ----------------------------------- */
 
 static int seed_copy(const char *dir, const char *name, const char *from, uint64_t keep)
@@ -229,11 +264,11 @@ static uint8_t *read_input(const char *prog, const char *file, size_t *size)
 	return data;
 }
 
-int fuzz_replay_main(int argc, char **argv, const char *name, fuzz_input_fn *one,
-                     fuzz_input_fn *in_place)
+int main(int argc, char **argv)
 {
+	const char *name = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+	prog_name = name;
 	if (argc == 3 && !strcmp(argv[1], "--make-seeds")) {
-		prog_name = name;
 		if (make_seeds(argv[2]))
 			fuzz_fatal("making seeds");
 		return 0;
@@ -248,9 +283,8 @@ int fuzz_replay_main(int argc, char **argv, const char *name, fuzz_input_fn *one
 		size_t size;
 		uint8_t *data = read_input(name, argv[i], &size);
 		if (data) {
-			one(argv[i], data, size);
-			if (in_place)
-				in_place(argv[i], data, size);
+			run_input(data, size);
+			fuzz_target.exercise(argv[i], data, size, true);   /* in place */
 		}
 		failed |= !data;
 		free(data);
@@ -258,3 +292,4 @@ int fuzz_replay_main(int argc, char **argv, const char *name, fuzz_input_fn *one
 	}
 	return failed;
 }
+#endif

@@ -18,30 +18,26 @@
 
 #define FUZZ_MAX_INPUT (4u << 20)   /* the corpus's bad images are up to 2 MiB */
 
-/* Set by fuzz_setup(): the input's path in each directory, and the parent. */
-extern char fuzz_lonely_path[300], fuzz_family_path[300], fuzz_parent_path[300];
+/* What a target is: it defines `const struct fuzz_target fuzz_target`, and
+ * fuzz-util.c the rest: LLVMFuzzerTestOneInput (the fuzzer) or, built with
+ * -DFUZZ_REPLAY, main (the replay driver: `NAME FILE...` runs each file as
+ * an input and then in place, where a chain finds its own parent;
+ * `NAME --make-seeds DIR` writes the seeds).  An input is written to
+ * "lonely" and exercised there (WITH_PARENT when it may be a differencing
+ * disk); when it may be one, also to "family" and exercised there; then
+ * SCRATCH, if not NULL, may change the lonely copy. */
+struct fuzz_target {
+	const char *name;
+	void (*exercise)(const char *path, const uint8_t *data, size_t size, bool with_parent);
+	void (*scratch)(const char *path, const uint8_t *data, size_t size);
+};
+extern const struct fuzz_target fuzz_target;
 
 /* Print WHAT and the library's last error, then abort (the fuzzer's crash). */
 void fuzz_fatal(const char *what) __attribute__((noreturn));
-/* Make the directories and parent.vhd once (later calls do nothing); PROG
- * names them.  They are removed at exit. */
-void fuzz_setup(const char *prog);
 /* Write SIZE bytes of DATA to PATH (truncating it), or fuzz_fatal(). */
 void fuzz_put_file(const char *path, const uint8_t *data, size_t size);
-/* Could any footer in DATA describe a differencing disk?  Every reader
- * (library, repair, vhd-util) only follows a parent from a footer with the
- * "conectix" cookie (vhd-util also "v_poison") and type 4, wherever it
- * reads one: without such bytes the input behaves the same alone and
- * beside a parent, with a parent lookup allowed or not. */
-bool fuzz_may_be_differencing(const uint8_t *data, size_t size);
 /* A number picked from the input's first bytes (for offsets to read at). */
 uint64_t fuzz_pick(const uint8_t *data, size_t size);
-
-/* `NAME --make-seeds DIR` and `NAME FILE...`: the replay drivers' main.
- * ONE runs an input (what LLVMFuzzerTestOneInput runs); IN_PLACE, if not
- * NULL, also runs it on FILE itself, so that a chain finds its own parent. */
-typedef void fuzz_input_fn(const char *file, const uint8_t *data, size_t size);
-int fuzz_replay_main(int argc, char **argv, const char *name, fuzz_input_fn *one,
-                     fuzz_input_fn *in_place);
 
 #endif

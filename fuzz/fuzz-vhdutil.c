@@ -18,12 +18,10 @@
  *
  * Oracle besides the sanitizers: an image `vhd-util check` calls valid
  * opens, and its BAT, batmap and end of data read. */
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "fuzz-util.h"
 #include "internal.h"
@@ -139,11 +137,12 @@ static void commands(const char *path, const struct picks *p)
 	vhd_util((const char *[]){ "scan", "-p", "-a", "-M", "-v", n, NULL });
 }
 
-static void exercise(const char *path, const uint8_t *data, size_t size)
+static void exercise(const char *path, const uint8_t *data, size_t size, bool with_parent)
 {
 	static const int open_flags[] = {
 		0, VU_OPEN_IGNORE_DISABLED, VU_OPEN_BACKUP_FOOTER, VU_OPEN_FAST,
 	};
+	(void)with_parent;   /* vhd-util has no open without its parent to skip */
 	uint64_t pick = fuzz_pick(data, size);
 	struct picks p = { "0", "0", "1", "0", false };
 	for (size_t i = 0; i < sizeof open_flags / sizeof *open_flags; i++)
@@ -153,50 +152,4 @@ static void exercise(const char *path, const uint8_t *data, size_t size)
 	fflush(stdout);
 }
 
-/* vhd-util prints on stdout: to /dev/null (libFuzzer reports on stderr). */
-static void quiet_stdout(void)
-{
-	static bool done;
-	if (done)
-		return;
-	int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0)
-		fuzz_fatal("/dev/null");
-	close(fd);
-	done = true;
-}
-
-static void run_input(const char *file, const uint8_t *data, size_t size)
-{
-	(void)file;
-	if (size > FUZZ_MAX_INPUT)
-		return;
-	fuzz_setup("fuzz-vhdutil");
-	quiet_stdout();
-	fuzz_put_file(fuzz_lonely_path, data, size);
-	exercise(fuzz_lonely_path, data, size);
-	if (fuzz_may_be_differencing(data, size)) {
-		fuzz_put_file(fuzz_family_path, data, size);
-		exercise(fuzz_family_path, data, size);
-	}
-}
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
-	run_input(NULL, data, size);
-	return 0;
-}
-
-#ifdef FUZZ_REPLAY
-/* In place: a chain finds its own parent. */
-static void run_in_place(const char *file, const uint8_t *data, size_t size)
-{
-	exercise(file, data, size);
-}
-
-int main(int argc, char **argv)
-{
-	return fuzz_replay_main(argc, argv, "fuzz-vhdutil-replay", run_input, run_in_place);
-}
-#endif
+const struct fuzz_target fuzz_target = { .name = "fuzz-vhdutil", .exercise = exercise };
