@@ -48,6 +48,20 @@ int vu_pread(struct vu_ctx *c, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+/* The error vu_pread would give for LEN bytes at OFF because the file is
+ * too short (-EPIPE from the end on, -EIO for a cut read), or 0: the
+ * batmap is checked with it before it is allocated, so that a header
+ * claiming a 512 MiB batmap in a small file fails as blktap's read does,
+ * without the allocation. */
+static int read_fits(const struct vu_ctx *c, uint64_t len, uint64_t off)
+{
+	if (off > (uint64_t)INT64_MAX - len)
+		return -EINVAL;
+	if (!len || off + len <= c->size)
+		return 0;
+	return off >= c->size ? -EPIPE : -EIO;
+}
+
 int vu_pwrite(struct vu_ctx *c, const void *buf, size_t len, uint64_t off)
 {
 	ssize_t n;
@@ -305,6 +319,8 @@ int vu_get_batmap(struct vu_ctx *c)
 	if (memcmp(c->batmap.cookie, "tdbatmap", 8) || c->batmap.version > BATMAP_VERSION ||
 	    c->batmap.map_sectors > MAX_MAP_SECTORS)
 		return -EINVAL;
+	if ((err = read_fits(c, (uint64_t)c->batmap.map_sectors * SECTOR, c->batmap.map_offset)))
+		return err;
 	c->batmap_map = calloc(1, (size_t)c->batmap.map_sectors * SECTOR + 1);
 	if (!c->batmap_map)
 		return -ENOMEM;
