@@ -168,21 +168,6 @@ static void check_fixed(struct check *c)
 		    (unsigned long long)(v->footer_offset - v->footer.curr_size));
 }
 
-static bool backup_matches(const struct check *c, const struct vhd_footer *backup)
-{
-	if (!memcmp(c->primary_raw, c->backup_raw, FOOTER_SIZE))
-		return true;
-	/* blktap's exception for early tap versions' hidden flag */
-	if (!backup->hidden || memcmp(backup->creator_app, "tap", 3) ||
-	    (backup->creator_version != 0x00000001u && backup->creator_version != 0x00010001u))
-		return false;
-	struct vhd_footer t = *backup;
-	uint8_t raw[FOOTER_SIZE];
-	t.hidden = 0;
-	footer_encode(raw, &t);
-	return !memcmp(c->primary_raw, raw, FOOTER_SIZE);
-}
-
 /* The backup footer at offset 0 of a dynamic disk.  Returns true when it
  * is usable (and may stand in for a bad primary). */
 static bool check_backup(struct check *c, bool primary_usable, struct vhd_footer *backup)
@@ -203,7 +188,7 @@ static bool check_backup(struct check *c, bool primary_usable, struct vhd_footer
 		return false;
 	}
 	bool usable = footer_tests(c, backup, "backup footer", &fatal);
-	if (primary_usable && usable && !backup_matches(c, backup))
+	if (primary_usable && usable && !footer_copies_match(c->primary_raw, c->backup_raw))
 		say(c, PROBLEM, "primary and backup footers do not match");
 	return usable && !fatal && backup->type != VHD_TYPE_FIXED;
 }

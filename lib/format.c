@@ -69,12 +69,17 @@ uint32_t footer_checksum(const struct vhd_footer *f)
 
 /* blktap accepts a checksum computed with hidden=0 from early tap versions
  * that set the flag without updating the checksum. */
+bool footer_early_tap(const struct vhd_footer *f)
+{
+	return !memcmp(f->creator_app, "tap", 3) &&
+	       (f->creator_version == 0x00000001u || f->creator_version == 0x00010001u);
+}
+
 bool footer_checksum_ok(const struct vhd_footer *f)
 {
 	if (footer_checksum(f) == f->checksum)
 		return true;
-	if (f->hidden && !memcmp(f->creator_app, "tap", 3) &&
-	    (f->creator_version == 0x00000001u || f->creator_version == 0x00010001u)) {
+	if (f->hidden && footer_early_tap(f)) {
 		struct vhd_footer t = *f;
 		t.hidden = 0;
 		return footer_checksum(&t) == f->checksum;

@@ -98,6 +98,9 @@ struct vhd_batmap_header {
 void footer_decode(struct vhd_footer *f, const uint8_t *buf);
 void footer_encode(uint8_t *buf, const struct vhd_footer *f);
 uint32_t footer_checksum(const struct vhd_footer *f);
+/* Early tapdisk images (creator 0.1 and 1.1), which set the hidden flag
+ * without updating the checksum, and keep it valid only in the backup. */
+bool footer_early_tap(const struct vhd_footer *f);
 /* The checksum is right (or right with hidden=0, as early tap versions wrote). */
 bool footer_checksum_ok(const struct vhd_footer *f);
 void header_decode(struct vhd_header *h, const uint8_t *buf);
@@ -180,6 +183,10 @@ uint32_t rule_now(void);
  * Returns -1. */
 int rule_error(const char *path, const char *what, const char *message);
 
+/* blktap's rule for the footer copies: the backup (raw BACKUP) is the
+ * primary (raw PRIMARY) byte for byte, or an early tap image's backup with
+ * the hidden flag set that the primary lacks. */
+bool footer_copies_match(const uint8_t *primary, const uint8_t *backup);
 /* The footer's first broken rule (STRICT: every one of `vhd-util check`,
  * else those reading needs; CHECK_TIME: also the clock's), or NULL. */
 const char *footer_invalid(const struct vhd_footer *f, bool strict, bool check_time);

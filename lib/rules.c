@@ -404,6 +404,20 @@ uint32_t rule_now(void)
 	return vhd_time_from_unix(time(NULL));
 }
 
+bool footer_copies_match(const uint8_t *primary, const uint8_t *backup)
+{
+	struct vhd_footer b;
+	uint8_t unhidden[FOOTER_SIZE];
+	if (!memcmp(primary, backup, FOOTER_SIZE))
+		return true;
+	footer_decode(&b, backup);
+	if (!b.hidden || !footer_early_tap(&b))
+		return false;
+	b.hidden = 0;
+	footer_encode(unhidden, &b);
+	return !memcmp(primary, unhidden, FOOTER_SIZE);
+}
+
 int rule_error(const char *path, const char *what, const char *message)
 {
 	return vhd_error(VHD_EDAMAGED, "%s: %s: %s", path, what, message);

@@ -63,12 +63,7 @@ static int check_backup(struct vu_ctx *c, uint8_t *primary_raw, const struct che
 	if ((msg = footer_invalid(&b, true, !o->ignore_time)))
 		return print_err(-EINVAL, "backup footer invalid: %s\n", msg);
 	if (memcmp(primary_raw, raw, FOOTER_SIZE)) {
-		struct vhd_footer t = b;
-		uint8_t traw[FOOTER_SIZE];
-		t.hidden = 0;
-		footer_encode(traw, &t);
-		if (!o->ignore_footer &&
-		    !((b.hidden && vu_early_tap(&b)) && !memcmp(primary_raw, traw, FOOTER_SIZE))) {
+		if (!o->ignore_footer && !footer_copies_match(primary_raw, raw)) {
 			printf("primary and backup footers do not match\n");
 			return -EINVAL;
 		}

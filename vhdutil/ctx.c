@@ -77,12 +77,6 @@ int vu_pwrite(struct vu_ctx *c, const void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-bool vu_early_tap(const struct vhd_footer *f)
-{
-	return !memcmp(f->creator_app, "tap", 3) &&
-	       (f->creator_version == 0x00000001u || f->creator_version == 0x00010001u);
-}
-
 int vu_get_xattr(int fd, const char *name, void *value, size_t size)
 {
 	memset(value, 0, size);
@@ -94,17 +88,10 @@ int vu_get_xattr(int fd, const char *name, void *value, size_t size)
 /* libvhd checks only the cookie and the checksum when opening. */
 static int validate_footer(const struct vhd_footer *f, bool ignore_disabled)
 {
-	struct vhd_footer t = *f;
 	if (memcmp(f->cookie, "conectix", 8) &&
 	    !(ignore_disabled && !memcmp(f->cookie, "v_poison", 8)))
 		return -EINVAL;
-	if (footer_checksum(f) == f->checksum)
-		return 0;
-	/* early tap versions set the hidden flag without updating the checksum */
-	t.hidden = 0;
-	if (f->hidden && vu_early_tap(f) && footer_checksum(&t) == f->checksum)
-		return 0;
-	return -EINVAL;
+	return footer_checksum_ok(f) ? 0 : -EINVAL;
 }
 
 /* Reads LEN bytes at OFF into F (zero padded); then validates. */
@@ -513,7 +500,7 @@ int vu_hidden(struct vu_ctx *c, int *hidden)
 {
 	struct vhd_footer f;
 	*hidden = (signed char)c->footer.hidden;
-	if (!vu_dynamic(c) || !vu_early_tap(&c->footer))
+	if (!vu_dynamic(c) || !footer_early_tap(&c->footer))
 		return 0;
 	int err = backup_footer(c, &f, true);
 	if (!err)

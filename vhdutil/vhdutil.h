@@ -45,9 +45,6 @@ int vu_read_footer(struct vu_ctx *c, struct vhd_footer *f, bool ignore_disabled)
 int vu_read_header(struct vu_ctx *c, struct vhd_header *h);
 bool vu_dynamic(const struct vu_ctx *c);
 bool vu_has_batmap(const struct vu_ctx *c);
-/* Early tapdisk images (creator 0.1 and 1.1), which keep the hidden flag
- * valid only in the backup footer, set without updating the checksum. */
-bool vu_early_tap(const struct vhd_footer *f);
 
 /* blktap's marker and key hash of a VHD without batmap: extended
  * attributes of the file, read with vu_get_xattr (absent, or extended
