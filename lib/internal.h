@@ -308,6 +308,8 @@ const char *path_dir(const char *path, char *buf, size_t len);
 void *xaligned_alloc(size_t align, size_t n);
 char *xstrdup(const char *s);
 bool is_zero(const void *buf, size_t len);
+/* Does S end with SUFFIX? */
+bool ends_with(const char *s, const char *suffix);
 
 /* UTF-16 <-> UTF-8 (locators and the parent name).  Return a malloc'd
  * string or NULL on malformed input. */
@@ -409,13 +411,14 @@ int vhd_reparent_file(const char *child, const char *parent, int open_flags);
 /* vhd_reparent_raw with extra vhd_open flags for the child (create.c). */
 int vhd_reparent_raw_file(const char *child, const char *raw, int open_flags);
 
-/* A zeroed handle: fd -1, empty bitmap cache, locks initialized; NULL on
- * allocation failure (open.c).  Freed by vhd_free. */
+/* The handle (handle.c).  vhd_alloc_handle: a zeroed handle, fd -1, empty
+ * bitmap cache, locks initialized; NULL on allocation failure.  vhd_free
+ * closes and frees everything it holds. */
 struct vhd *vhd_alloc_handle(void);
+void vhd_free(struct vhd *v);
 /* Open a single file, no parent (open.c); LAX tolerates a bad primary footer
  * (uses the backup) and a bad batmap (ignored), for repair and info. */
 struct vhd *vhd_open_file(const char *path, int flags, bool lax);
-void vhd_free(struct vhd *v);
 
 /* Raw parents (raw.c).  blktap marks a differencing disk whose parent is a
  * plain image by a nil parent UUID; the locators name the file. */
@@ -429,7 +432,8 @@ const char *raw_parent_problem(const char *path);
 struct vhd *vhd_open_raw(const char *path, bool writable);
 /* Do A and B (resolved) lie in the same directory? */
 bool same_directory(const char *a, const char *b);
-/* Take V's exclusive flock (EBUSY "in use" when another process holds it). */
+/* Take V's exclusive flock (EBUSY "in use" when another process holds it;
+ * handle.c). */
 int lock_exclusive(struct vhd *v);
 /* Could an image by this creator have a batmap (tapdisk 1.1 and later)? */
 bool creator_has_batmap(const struct vhd_footer *f);

@@ -122,6 +122,10 @@ int merge_delete(struct journal *j, const struct vhd_coalesce_opts *opts);
 char **children_in_dir(const char *dir, const uint8_t uuid[16], const char *skip);
 /* The same for the VHDs in DIR whose raw parent is the file RAW. */
 char **raw_children_in_dir(const char *dir, const char *raw, const char *skip);
+/* Paths DIR/NAME of the entries of DIR whose NAME passes WANT, in directory
+ * order (NULL-terminated, possibly empty; free with free_paths), or NULL
+ * with the error set. */
+char **paths_in_dir(const char *dir, bool (*want)(const char *name));
 void free_paths(char **paths);
 
 #endif

@@ -1,5 +1,6 @@
 /* relink.c - the end of a merge with relink: re-point the top's children
- * at the base, delete the merged layers; and vhd_recover(). */
+ * at the base, delete the merged layers; and the directory listings both
+ * this and recover.c use. */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -16,12 +17,6 @@ void free_paths(char **paths)
 	for (char **p = paths; p && *p; p++)
 		free(*p);
 	free(paths);
-}
-
-static bool ends_with(const char *s, const char *suffix)
-{
-	size_t a = strlen(s), b = strlen(suffix);
-	return a >= b && !strcmp(s + a - b, suffix);
 }
 
 static int push_path(char ***list, size_t *n, size_t *cap, char *path)
@@ -87,8 +82,7 @@ static bool same_path(const char *a, const char *b)
 	return b && realpath(a, ra) && realpath(b, rb) && !strcmp(ra, rb);
 }
 
-static char **scan_children(const char *dir, const char *skip,
-                            bool (*is_child)(const char *, const void *), const void *arg)
+char **paths_in_dir(const char *dir, bool (*want)(const char *name))
 {
 	DIR *d = opendir(dir);
 	if (!d) {
@@ -99,23 +93,35 @@ static char **scan_children(const char *dir, const char *skip,
 	size_t n = 0, cap = 1;
 	int rc = list ? 0 : -1;
 	struct dirent *e;
-	while (!rc && (e = readdir(d))) {
-		if (e->d_name[0] == '.' || !ends_with(e->d_name, ".vhd"))
-			continue;
-		char *p = join(dir, e->d_name);
-		if (!p) {
-			rc = -1;
-		} else if (same_path(p, skip) || !is_child(p, arg)) {
-			free(p);
-		} else {
-			rc = push_path(&list, &n, &cap, p);
-		}
-	}
+	while (!rc && (e = readdir(d)))
+		if (want(e->d_name))
+			rc = push_path(&list, &n, &cap, join(dir, e->d_name));
 	closedir(d);
 	if (rc) {
 		free_paths(list);
 		return NULL;
 	}
+	return list;
+}
+
+static bool is_vhd_name(const char *name)
+{
+	return name[0] != '.' && ends_with(name, ".vhd");
+}
+
+static char **scan_children(const char *dir, const char *skip,
+                            bool (*is_child)(const char *, const void *), const void *arg)
+{
+	char **list = paths_in_dir(dir, is_vhd_name);
+	size_t kept = 0;
+	for (size_t i = 0; list && list[i]; i++) {
+		if (same_path(list[i], skip) || !is_child(list[i], arg))
+			free(list[i]);
+		else
+			list[kept++] = list[i];
+	}
+	if (list)
+		list[kept] = NULL;
 	return list;
 }
 
@@ -173,71 +179,4 @@ int merge_delete(struct journal *j, const struct vhd_coalesce_opts *opts)
 			return -1;
 	}
 	return 0;
-}
-
-/* Are A's and B's directories the same (by the path as written: a file that
- * is gone must still compare)? */
-static bool same_dir(const char *a, const char *b)
-{
-	char da[PATH_MAX], db[PATH_MAX], ra[PATH_MAX], rb[PATH_MAX];
-	return realpath(path_dir(a, da, sizeof da), ra) && realpath(path_dir(b, db, sizeof db), rb) &&
-	       !strcmp(ra, rb);
-}
-
-static bool is_journal_name(const char *name)
-{
-	return !strncmp(name, JOURNAL_PREFIX, strlen(JOURNAL_PREFIX)) &&
-	       ends_with(name, JOURNAL_SUFFIX);
-}
-
-/* STRICT_DIR: a journal may only name files beside it (a hostile journal
- * could name any path). */
-static bool journal_in_dir(const struct journal *j, const char *journal)
-{
-	bool ok = same_dir(j->base, journal);
-	for (unsigned i = 0; ok && i < j->nlayers; i++)
-		ok = same_dir(j->layers[i].path, journal);
-	return ok;
-}
-
-static int recover_one(const char *path, const struct vhd_coalesce_opts *opts)
-{
-	struct journal j;
-	int r = journal_load(path, &j);
-	if (r)
-		return r > 0 ? 0 : -1;   /* gone meanwhile: nothing to do */
-	if (opts && (opts->flags & VHD_COALESCE_STRICT_DIR) && !journal_in_dir(&j, path)) {
-		journal_free(&j);
-		return vhd_error(EPERM, "%s: names a file outside its directory", path);
-	}
-	if (j.phase == PHASE_COPY) {
-		r = merge_run(j.layers[0].path, j.base, j.op, j.relink, opts);
-		journal_free(&j);
-		return r;
-	}
-	return merge_resume_late(&j, opts);
-}
-
-VHD_EXPORT int vhd_recover(const char *dir, const struct vhd_coalesce_opts *opts)
-{
-	DIR *d = opendir(dir);
-	if (!d)
-		return vhd_error(errno, "%s: %s", dir, strerror(errno));
-	char **journals = NULL;
-	size_t n = 0, cap = 0;
-	int rc = 0;
-	struct dirent *e;
-	while (!rc && (e = readdir(d)))
-		if (is_journal_name(e->d_name))
-			rc = push_path(&journals, &n, &cap, join(dir, e->d_name));
-	closedir(d);
-	int done = 0;
-	for (size_t i = 0; !rc && i < n; i++) {
-		if (recover_one(journals[i], opts))
-			rc = vhd_error_prefix(journals[i]);
-		else
-			done++;
-	}
-	free_paths(journals);
-	return rc ? -1 : done;
 }

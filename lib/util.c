@@ -117,6 +117,12 @@ const char *path_dir(const char *path, char *buf, size_t len)
 	return buf;
 }
 
+bool ends_with(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+	return a >= b && !strcmp(s + a - b, suffix);
+}
+
 bool is_zero(const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
