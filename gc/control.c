@@ -1,4 +1,4 @@
-/* control.c - the GC's control socket and its metrics.
+/* control.c - the GC's control socket.
  *
  * Socket protocol: newline-delimited JSON, one request object per line, one
  * reply object per line:
@@ -13,8 +13,6 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +21,6 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
-
-#include <microhttpd.h>
 
 #include "ctlsock.h"
 #include "gc.h"
@@ -221,161 +217,4 @@ int gc_server_run(struct gc *g)
 	}
 	ctlsock_serve(lfd, g->o.socket_path, handle_line, shut_down, g);
 	return 0;
-}
-
-/* ---- metrics (Prometheus text format) ---- */
-
-static struct MHD_Daemon *httpd;
-
-static void metric_help(FILE *f, const char *name, const char *type, const char *help)
-{
-	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-static char *metrics_text(struct gc *g)
-{
-	static const unsigned buckets[] = { 1, 2, 3, 5, 10, 15, 20, 25, 30 };
-	char *text = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&text, &len);
-	if (!f)
-		return NULL;
-	pthread_mutex_lock(&g->lock);
-	metric_help(f, "vhd_gc_bytes_coalesced_total", "counter", "Bytes merged into parents.");
-	fprintf(f, "vhd_gc_bytes_coalesced_total %llu\n", (unsigned long long)g->bytes_coalesced);
-	metric_help(f, "vhd_gc_operations_total", "counter", "Operations by kind and result.");
-	for (int k = 0; k < GC_KINDS; k++)
-		for (int r = 0; r < GC_RESULTS; r++)
-			fprintf(f, "vhd_gc_operations_total{kind=\"%s\",result=\"%s\"} %llu\n",
-			        gc_kind_names[k], gc_result_names[r], (unsigned long long)g->ops[k][r]);
-	metric_help(f, "vhd_gc_chain_depth", "histogram", "Chain depth of every visible leaf.");
-	unsigned long long sum = 0;
-	for (unsigned i = 0; i < g->nleaves; i++)
-		sum += g->leaves[i].depth;
-	for (size_t b = 0; b < sizeof buckets / sizeof *buckets; b++) {
-		unsigned n = 0;
-		for (unsigned i = 0; i < g->nleaves; i++)
-			n += g->leaves[i].depth <= buckets[b];
-		fprintf(f, "vhd_gc_chain_depth_bucket{le=\"%u\"} %u\n", buckets[b], n);
-	}
-	fprintf(f, "vhd_gc_chain_depth_bucket{le=\"+Inf\"} %u\n", g->nleaves);
-	fprintf(f, "vhd_gc_chain_depth_sum %llu\nvhd_gc_chain_depth_count %u\n", sum, g->nleaves);
-	uint64_t qbytes = 0;
-	for (unsigned i = 0; i < g->nqueue; i++)
-		qbytes += g->queue[i].bytes;
-	metric_help(f, "vhd_gc_queue_bytes", "gauge", "Bytes the queued operations will move.");
-	fprintf(f, "vhd_gc_queue_bytes %llu\n", (unsigned long long)qbytes);
-	metric_help(f, "vhd_gc_queue_items", "gauge", "Queued operations.");
-	fprintf(f, "vhd_gc_queue_items %u\n", g->nqueue);
-	metric_help(f, "vhd_gc_rate_bytes_per_second", "gauge", "Copy rate of the running operation.");
-	fprintf(f, "vhd_gc_rate_bytes_per_second %.0f\n", g->busy ? g->rate : 0.0);
-	metric_help(f, "vhd_gc_rate_limit_bytes_per_second", "gauge", "Rate limit (0: none).");
-	fprintf(f, "vhd_gc_rate_limit_bytes_per_second %llu\n", (unsigned long long)g->copts.rate_limit);
-	metric_help(f, "vhd_gc_paused", "gauge", "1 while paused.");
-	fprintf(f, "vhd_gc_paused %d\n", g->paused);
-	metric_help(f, "vhd_gc_broken_vhds", "gauge", "VHDs that fail check (never touched).");
-	fprintf(f, "vhd_gc_broken_vhds %u\n", g->nbroken);
-	metric_help(f, "vhd_gc_last_progress_timestamp_seconds", "gauge",
-	            "When a byte last moved or an operation ended.");
-	fprintf(f, "vhd_gc_last_progress_timestamp_seconds %lld\n", (long long)g->last_progress);
-	pthread_mutex_unlock(&g->lock);
-	fclose(f);
-	return text;
-}
-
-void gc_metrics_write_file(struct gc *g)
-{
-	if (!g->o.metrics_file)
-		return;
-	char tmp[PATH_MAX];
-	if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", g->o.metrics_file) >= sizeof tmp)
-		return;
-	char *text = metrics_text(g);
-	FILE *f = text ? fopen(tmp, "w") : NULL;
-	if (f) {
-		fputs(text, f);
-		if (fclose(f) == 0)
-			rename(tmp, g->o.metrics_file);
-	}
-	free(text);
-}
-
-static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url,
-                              const char *method, const char *version, const char *upload,
-                              size_t *upload_size, void **state)
-{
-	(void)version;
-	(void)upload;
-	(void)upload_size;
-	(void)state;
-	struct gc *g = cls;
-	bool found = !strcmp(method, "GET") && (!strcmp(url, "/metrics") || !strcmp(url, "/"));
-	char *text = found ? metrics_text(g) : strdup("not found\n");
-	if (!text)
-		return MHD_NO;
-	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text,
-	                                                         MHD_RESPMEM_MUST_FREE);
-	MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4");
-	enum MHD_Result rc = MHD_queue_response(conn, found ? MHD_HTTP_OK : MHD_HTTP_NOT_FOUND, r);
-	MHD_destroy_response(r);
-	return rc;
-}
-
-/* "HOST:PORT" or "[V6]:PORT", numeric. */
-static int parse_addr(const char *spec, struct sockaddr_storage *ss)
-{
-	char host[128];
-	const char *colon = strrchr(spec, ':');
-	if (!colon || (size_t)(colon - spec) >= sizeof host)
-		return -1;
-	snprintf(host, sizeof host, "%.*s", (int)(colon - spec), spec);
-	char *h = host;
-	if (h[0] == '[' && h[strlen(h) - 1] == ']') {
-		h[strlen(h) - 1] = 0;
-		h++;
-	}
-	struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV,
-	                          .ai_socktype = SOCK_STREAM }, *res;
-	if (getaddrinfo(h, colon + 1, &hints, &res))
-		return -1;
-	memcpy(ss, res->ai_addr, res->ai_addrlen);
-	freeaddrinfo(res);
-	return 0;
-}
-
-int gc_metrics_start(struct gc *g)
-{
-	if (!g->o.metrics_addr)
-		return 0;
-	struct sockaddr_storage ss = { 0 };
-	if (parse_addr(g->o.metrics_addr, &ss)) {
-		warnx_("--metrics %s: expected a numeric HOST:PORT (e.g. 127.0.0.1:9163)",
-		       g->o.metrics_addr);
-		return -1;
-	}
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-	if (ss.ss_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
-	httpd = MHD_start_daemon(flags, 0, NULL, NULL, answer, g, MHD_OPTION_SOCK_ADDR, &ss,
-	                         MHD_OPTION_CONNECTION_LIMIT, 16u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-	                         MHD_OPTION_END);
-	if (!httpd) {
-		warnx_("--metrics %s: cannot listen there", g->o.metrics_addr);
-		return -1;
-	}
-	const union MHD_DaemonInfo *info = MHD_get_daemon_info(httpd, MHD_DAEMON_INFO_BIND_PORT);
-	unsigned port = info ? info->port : 0;
-	char host[100];
-	snprintf(host, sizeof host, "%.*s", (int)(strrchr(g->o.metrics_addr, ':') - g->o.metrics_addr),
-	         g->o.metrics_addr);
-	snprintf(g->metrics_bound, sizeof g->metrics_bound, "%s:%u", host, port);
-	gc_log(g, false, "metrics on http://%s/metrics", g->metrics_bound);
-	return 0;
-}
-
-void gc_metrics_stop(void)
-{
-	if (httpd)
-		MHD_stop_daemon(httpd);
-	httpd = NULL;
 }

@@ -1,8 +1,9 @@
 /* gc.h - `vhd gc`: the storage-repository garbage collector (not installed).
  *
- * Threads: the worker (gc-worker.c) plans and runs operations; the main
- * thread serves the control socket (gc-server.c); libmicrohttpd's thread
- * serves the metrics.  Everything they share is in struct gc under LOCK. */
+ * Threads: the worker (worker.c) plans and runs operations; the main
+ * thread serves the control socket (control.c); libmicrohttpd's thread
+ * serves the metrics (metrics.c).  Everything they share is in struct gc
+ * under LOCK. */
 #ifndef VHD_GC_H
 #define VHD_GC_H
 
@@ -95,21 +96,27 @@ struct gc {
 extern const char *const gc_kind_names[GC_KINDS];
 extern const char *const gc_result_names[GC_RESULTS];
 
-/* gc-worker.c */
+/* worker.c */
 void *gc_worker(void *gc);
-/* Log one line (stderr or syslog); also kept as a recent error if ERROR. */
+
+/* log.c: log one line (stderr or syslog); also kept as a recent error if
+ * ERROR (takes LOCK then: call it with LOCK held only when ERROR is false). */
 void gc_log(struct gc *g, bool error, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* gc-server.c */
+/* control.c */
 int gc_server_run(struct gc *g);         /* the socket loop, until shutdown */
 struct json_object *gc_status_json(struct gc *g);   /* caller holds LOCK */
-int gc_metrics_start(struct gc *g);
-void gc_metrics_stop(void);
-void gc_metrics_write_file(struct gc *g);
 /* Socket path for DIR (or EXPLICIT) into OUT; -1 if too long. */
 int gc_socket_path(const char *dir, const char *explicit_path, char *out, size_t len);
 
-/* gc-client.c */
+/* metrics.c: the HTTP server of --metrics (0, or -1 with a message
+ * printed); the --metrics-file copy, rewritten after each scan and
+ * operation (takes LOCK). */
+int gc_metrics_start(struct gc *g);
+void gc_metrics_stop(void);
+void gc_metrics_write_file(struct gc *g);
+
+/* client.c */
 int gc_client_main(const char *sub, int argc, char **argv);
 /* One request: send CMD (a JSON object, consumed), return the reply or NULL
  * (with a message printed unless QUIET). */

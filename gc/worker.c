@@ -16,49 +16,17 @@
  * stops every operation that removes a file. */
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/statvfs.h>
-#include <syslog.h>
 #include <fcntl.h>
 #include <unistd.h>
 
 #include "gc.h"
 
-const char *const gc_kind_names[GC_KINDS] = { "delete", "coalesce", "leaf-coalesce" };
-const char *const gc_result_names[GC_RESULTS] = { "ok", "error", "cancelled" };
-
 #define CHECK_CACHE 4096
-
-void gc_log(struct gc *g, bool error, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	if (g->o.use_syslog) {
-		syslog(error ? LOG_ERR : LOG_INFO, "%s", msg);
-	} else {
-		char ts[32];
-		time_t t = time(NULL);
-		strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
-		fprintf(stderr, "%s vhd-gc: %s\n", ts, msg);
-	}
-	if (!error)
-		return;
-	pthread_mutex_lock(&g->lock);
-	struct gc_error *e = &g->errors[g->errors_next];
-	e->when = time(NULL);
-	snprintf(e->message, sizeof e->message, "%s", msg);
-	g->errors_next = (g->errors_next + 1) % GC_MAX_ERRORS;
-	if (g->nerrors < GC_MAX_ERRORS)
-		g->nerrors++;
-	pthread_mutex_unlock(&g->lock);
-}
 
 /* ---- per-file facts cached while the file is unchanged ---- */
 
