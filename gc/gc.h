@@ -28,6 +28,7 @@ struct gc_item {
 	uint64_t bytes;         /* data it will move */
 	unsigned chain_depth;   /* depth of the deepest chain it shortens */
 	char note[160];         /* why it waits, "" when it can run */
+	unsigned entry;         /* its index in the scanned SR it was planned from */
 };
 
 struct gc_leaf {
@@ -96,7 +97,28 @@ struct gc {
 extern const char *const gc_kind_names[GC_KINDS];
 extern const char *const gc_result_names[GC_RESULTS];
 
-/* worker.c */
+/* planner.c: the operations an SR calls for, from what is known of it:
+ * SR (vhd_sr_scan's forest) and FACTS (one per entry, the worker's findings).
+ * Opens no file.  Fills PLAN (free with gc_plan_free); -1 when out of
+ * memory.  The items' bytes are left 0: the worker measures them. */
+struct gc_facts {
+	const char *defect;    /* why the file is damaged (unreadable, fails check,
+	                          parent not in the SR), NULL when sound */
+	bool deferred;         /* its operation was cancelled or failed: it
+	                          waits for 'vhd gc resume' */
+};
+struct gc_plan {
+	struct gc_item *items;      /* in the order to run them */
+	unsigned n;
+	struct gc_broken *broken;   /* the damaged files, in the SR's order */
+	unsigned nbroken;
+	bool unreadable;            /* a file whose parent cannot be known */
+};
+struct vhd_sr;
+int gc_plan_make(const struct vhd_sr *sr, const struct gc_facts *facts, struct gc_plan *plan);
+void gc_plan_free(struct gc_plan *plan);
+
+/* worker.c: gathers the facts (scan, check, sizes) and runs the plan. */
 void *gc_worker(void *gc);
 
 /* log.c: log one line (stderr or syslog); also kept as a recent error if

@@ -1,19 +1,14 @@
-/* worker.c - the GC's planner and executor.
+/* worker.c - the GC's worker thread: gathers the facts, runs the plan.
  *
  * Each round: scan the SR under the SR lock, check every file (vhd_check;
- * results cached while a file is unchanged), plan, release the lock, then
- * run the first operation that can run:
- *   delete    a hidden leaf with no visible descendant (garbage); re-checked
- *             under the SR lock, then unlinked;
- *   coalesce  a hidden VHD whose hidden parent has it as only child:
- *             vhd_coalesce with relink (the SR lock is taken for the relink
+ * results cached while a file is unchanged), let the planner (planner.c)
+ * choose the operations, measure the data each merge moves, release the
+ * lock, then run the first operation that can run:
+ *   delete    re-checked under the SR lock against a fresh scan, then
+ *             unlinked;
+ *   coalesce  vhd_coalesce with relink (the SR lock is taken for the relink
  *             and delete phases, from the progress callback);
- *   leaf      a visible leaf whose hidden parent has it as only child, not
- *             in use: vhd_leaf_coalesce (keeps the leaf's path and UUID).
- * Garbage goes first, then the deepest chains, each from its shallowest
- * mergeable layer (every byte moves once).  A damaged file, its ancestors
- * and descendants are never touched; an unreadable file (its parent unknown)
- * stops every operation that removes a file. */
+ *   leaf      vhd_leaf_coalesce (keeps the leaf's path and UUID). */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -39,14 +34,14 @@ struct fact {
 	bool have_bytes;
 	uint64_t bytes;
 };
-static struct fact facts[CHECK_CACHE];
+static struct fact fact_cache[CHECK_CACHE];
 
 static struct fact *fact_for(const struct vhd_sr_entry *e)
 {
 	unsigned h = 5381;
 	for (const char *p = e->name; *p; p++)
 		h = h * 33 + (unsigned char)*p;
-	struct fact *f = &facts[h % CHECK_CACHE];
+	struct fact *f = &fact_cache[h % CHECK_CACHE];
 	if (strcmp(f->name, e->name) || f->size != e->file_size || f->mtime_ns != e->mtime_ns) {
 		memset(f, 0, sizeof *f);
 		snprintf(f->name, sizeof f->name, "%s", e->name);
@@ -112,21 +107,14 @@ static uint64_t data_bytes(const struct vhd_sr_entry *e)
 
 struct plan {
 	struct vhd_sr *sr;
-	bool *blocked;
-	bool unreadable;          /* a file whose parent cannot be known */
-	struct gc_item *items;
-	unsigned n, cap;
-	struct gc_broken *broken;
-	unsigned nbroken;
-	uint64_t signature;
+	struct gc_plan ops;       /* what gc_plan_make chose, bytes measured */
+	uint64_t signature;       /* of the SR's names, sizes and mtimes */
 };
 
 static void plan_free(struct plan *p)
 {
 	vhd_sr_free(p->sr);
-	free(p->blocked);
-	free(p->items);
-	free(p->broken);
+	gc_plan_free(&p->ops);
 	memset(p, 0, sizeof *p);
 }
 
@@ -136,44 +124,6 @@ static bool deferred(struct gc *g, const char *name)
 		if (!strcmp(g->defer[i], name))
 			return true;
 	return false;
-}
-
-static void add_item(struct plan *p, enum gc_kind kind, const struct vhd_sr_entry *e,
-                     const struct vhd_sr_entry *into, uint64_t bytes, const char *note)
-{
-	if (p->n == p->cap) {
-		unsigned c = p->cap ? 2 * p->cap : 16;
-		struct gc_item *n = realloc(p->items, c * sizeof *n);
-		if (!n)
-			return;
-		p->items = n;
-		p->cap = c;
-	}
-	struct gc_item *it = &p->items[p->n++];
-	memset(it, 0, sizeof *it);
-	it->kind = kind;
-	snprintf(it->vhd, sizeof it->vhd, "%s", e->name);
-	if (into)
-		snprintf(it->into, sizeof it->into, "%s", into->name);
-	it->bytes = bytes;
-	it->chain_depth = e->subtree_depth;
-	snprintf(it->note, sizeof it->note, "%s", note ? note : "");
-}
-
-/* Damaged files, and every file related to one, are off limits. */
-static void mark_blocked(struct plan *p, const bool *bad)
-{
-	struct vhd_sr *sr = p->sr;
-	for (size_t i = 0; i < sr->count; i++) {
-		if (!bad[i])
-			continue;
-		for (int a = (int)i; a >= 0; a = sr->entries[a].parent)
-			p->blocked[a] = true;
-		for (size_t k = 0; k < sr->count; k++)
-			for (int a = (int)k; a >= 0; a = sr->entries[a].parent)
-				if (a == (int)i)
-					p->blocked[k] = true;
-	}
 }
 
 static uint64_t mix(uint64_t h, const void *data, size_t len)
@@ -191,120 +141,60 @@ static bool raw_parent(const struct vhd_sr_entry *e)
 	return e->ok && raw_parent_of(e->type, e->parent_uuid);
 }
 
-static void check_all(struct plan *p)
+/* What the planner needs to know of each entry that the scan does not say:
+ * its defect (written into DEFECTS) and whether it waits for resume; and
+ * the SR's signature, to tell activity from our own operations. */
+static void gather_facts(struct gc *g, struct plan *p, struct gc_facts *facts,
+                         char (*defects)[256])
 {
 	struct vhd_sr *sr = p->sr;
-	bool *bad = calloc(sr->count + 1, sizeof *bad);
-	p->broken = calloc(sr->count + 1, sizeof *p->broken);
-	p->blocked = calloc(sr->count + 1, sizeof *p->blocked);
-	if (!bad || !p->broken || !p->blocked) {
-		free(bad);
-		return;
-	}
 	p->signature = 1469598103934665603ull;
 	for (size_t i = 0; i < sr->count; i++) {
 		struct vhd_sr_entry *e = &sr->entries[i];
 		p->signature = mix(p->signature, e->name, strlen(e->name));
 		p->signature = mix(p->signature, &e->mtime_ns, sizeof e->mtime_ns);
 		p->signature = mix(p->signature, &e->file_size, sizeof e->file_size);
-		char defect[256];
 		if (e->type == VHD_TYPE_DIFF && e->parent_missing && e->ok && !raw_parent(e))
-			snprintf(defect, sizeof defect, "parent not found in the SR");
-		else if (check_entry(e, defect, sizeof defect))
+			snprintf(defects[i], sizeof defects[i], "parent not found in the SR");
+		else if (check_entry(e, defects[i], sizeof defects[i]))
 			continue;
-		bad[i] = true;
-		p->unreadable |= !e->type;
-		struct gc_broken *b = &p->broken[p->nbroken++];
-		snprintf(b->vhd, sizeof b->vhd, "%s", e->name);
-		snprintf(b->defect, sizeof b->defect, "%s", defect);
+		facts[i].defect = defects[i];
 	}
-	mark_blocked(p, bad);
-	free(bad);
+	pthread_mutex_lock(&g->lock);
+	for (size_t i = 0; i < sr->count; i++)
+		facts[i].deferred = deferred(g, sr->entries[i].name);
+	pthread_mutex_unlock(&g->lock);
 }
 
-static void plan_entry(struct gc *g, struct plan *p, size_t i)
-{
-	struct vhd_sr *sr = p->sr;
-	const struct vhd_sr_entry *e = &sr->entries[i];
-	const struct vhd_sr_entry *par = e->parent >= 0 ? &sr->entries[e->parent] : NULL;
-	const char *note = NULL;
-	if (p->blocked[i] || !e->type)
-		return;
-	if (deferred(g, e->name))
-		note = "cancelled: waits for 'vhd gc resume'";
-	if (e->hidden && !e->visible_below) {
-		if (e->children)
-			return;   /* its hidden children go first */
-		if (p->unreadable)
-			note = "an unreadable file in the SR may depend on it";
-		else if (e->in_use)
-			note = "in use";
-		add_item(p, GC_DELETE, e, NULL, 0, note);
-		return;
-	}
-	if (!par || par->children != 1 || p->blocked[e->parent])
-		return;
-	if (!par->hidden)
-		return;   /* merging would change a visible disk */
-	if (p->unreadable)
-		note = "an unreadable file in the SR may depend on it";
-	if (e->hidden && e->children)
-		add_item(p, GC_COALESCE, e, par, data_bytes(e), note);
-	else if (!e->hidden && !e->children)
-		add_item(p, GC_LEAF, e, par, data_bytes(e), note ? note : e->in_use ? "in use" : NULL);
-}
-
-static int item_order(const void *a, const void *b)
-{
-	const struct gc_item *x = a, *y = b;
-	if ((x->kind == GC_DELETE) != (y->kind == GC_DELETE))
-		return x->kind == GC_DELETE ? -1 : 1;
-	if (x->chain_depth != y->chain_depth)
-		return x->chain_depth > y->chain_depth ? -1 : 1;
-	return 0;
-}
-
-/* Stable: ties keep the shallowest-first order the plan was built in. */
-static void sort_items(struct plan *p)
-{
-	for (unsigned i = 1; i < p->n; i++)
-		for (unsigned k = i; k > 0 && item_order(&p->items[k - 1], &p->items[k]) > 0; k--) {
-			struct gc_item t = p->items[k];
-			p->items[k] = p->items[k - 1];
-			p->items[k - 1] = t;
-		}
-}
-
-static int by_depth(const void *a, const void *b, void *sr_)
-{
-	const struct vhd_sr *sr = sr_;
-	unsigned da = sr->entries[*(const size_t *)a].depth, db = sr->entries[*(const size_t *)b].depth;
-	return da < db ? -1 : da > db;
-}
-
-static int make_plan(struct gc *g, struct plan *p)
+/* Scan, check and plan under the SR lock; -1 with WHY set on failure. */
+static int make_plan(struct gc *g, struct plan *p, char *why, size_t len)
 {
 	memset(p, 0, sizeof *p);
 	int lk = vhd_sr_lock(g->o.dir, 1);
-	if (lk < 0)
+	if (lk < 0 || !(p->sr = vhd_sr_scan(g->o.dir))) {
+		snprintf(why, len, "%s", vhd_get_error());
+		vhd_sr_unlock(lk);
 		return -1;
-	p->sr = vhd_sr_scan(g->o.dir);
-	if (p->sr) {
-		check_all(p);
-		size_t *order = calloc(p->sr->count + 1, sizeof *order);
-		for (size_t i = 0; order && i < p->sr->count; i++)
-			order[i] = i;
-		if (order && p->sr->count)
-			qsort_r(order, p->sr->count, sizeof *order, by_depth, p->sr);
-		pthread_mutex_lock(&g->lock);
-		for (size_t i = 0; order && p->blocked && i < p->sr->count; i++)
-			plan_entry(g, p, order[i]);
-		pthread_mutex_unlock(&g->lock);
-		free(order);
-		sort_items(p);
 	}
+	size_t n = p->sr->count + 1;
+	struct gc_facts *facts = calloc(n, sizeof *facts);
+	char (*defects)[256] = calloc(n, sizeof *defects);
+	int rc = -1;
+	if (facts && defects) {
+		gather_facts(g, p, facts, defects);
+		rc = gc_plan_make(p->sr, facts, &p->ops);
+	}
+	for (unsigned i = 0; !rc && i < p->ops.n; i++) {
+		struct gc_item *it = &p->ops.items[i];
+		if (it->kind != GC_DELETE)
+			it->bytes = data_bytes(&p->sr->entries[it->entry]);
+	}
+	if (rc)
+		snprintf(why, len, "out of memory");
+	free(defects);
+	free(facts);
 	vhd_sr_unlock(lk);
-	return p->sr && p->blocked ? 0 : -1;
+	return rc;
 }
 
 /* Publish the plan's view (queue, leaves, broken files) to the status. */
@@ -319,22 +209,23 @@ static void publish(struct gc *g, struct plan *p)
 			leaves[nl++].depth = e->depth;
 		}
 	}
-	struct gc_item *q = p->n ? malloc(p->n * sizeof *q) : NULL;
+	const struct gc_plan *ops = &p->ops;
+	struct gc_item *q = ops->n ? malloc(ops->n * sizeof *q) : NULL;
 	if (q)
-		memcpy(q, p->items, p->n * sizeof *q);
-	struct gc_broken *b = p->nbroken ? malloc(p->nbroken * sizeof *b) : NULL;
+		memcpy(q, ops->items, ops->n * sizeof *q);
+	struct gc_broken *b = ops->nbroken ? malloc(ops->nbroken * sizeof *b) : NULL;
 	if (b)
-		memcpy(b, p->broken, p->nbroken * sizeof *b);
+		memcpy(b, ops->broken, ops->nbroken * sizeof *b);
 	pthread_mutex_lock(&g->lock);
 	free(g->queue);
 	free(g->leaves);
 	free(g->broken);
 	g->queue = q;
-	g->nqueue = q ? p->n : 0;
+	g->nqueue = q ? ops->n : 0;
 	g->leaves = leaves;
 	g->nleaves = leaves ? nl : 0;
 	g->broken = b;
-	g->nbroken = b ? p->nbroken : 0;
+	g->nbroken = b ? ops->nbroken : 0;
 	g->scans++;
 	pthread_mutex_unlock(&g->lock);
 }
@@ -587,8 +478,8 @@ static void recover(struct gc *g)
 static const struct gc_item *pick(struct gc *g, struct plan *p, bool *space_wait)
 {
 	*space_wait = false;
-	for (unsigned i = 0; i < p->n; i++) {
-		const struct gc_item *it = &p->items[i];
+	for (unsigned i = 0; i < p->ops.n; i++) {
+		const struct gc_item *it = &p->ops.items[i];
 		if (it->note[0])
 			continue;
 		char why[256];
@@ -607,21 +498,21 @@ static void log_decisions(struct gc *g, struct plan *p, uint64_t *last_sig)
 	if (p->signature == *last_sig)
 		return;
 	*last_sig = p->signature;
-	for (unsigned i = 0; i < p->nbroken; i++)
-		gc_log(g, true, "decision: %s is damaged, never touched: %s", p->broken[i].vhd,
-		       p->broken[i].defect);
+	for (unsigned i = 0; i < p->ops.nbroken; i++)
+		gc_log(g, true, "decision: %s is damaged, never touched: %s", p->ops.broken[i].vhd,
+		       p->ops.broken[i].defect);
 	for (size_t i = 0; i < p->sr->count; i++)
 		if (raw_parent(&p->sr->entries[i]))
 			gc_log(g, false, "decision: the parent of %s is a raw image, not a VHD of "
 			       "the SR: it is left alone", p->sr->entries[i].name);
-	for (unsigned i = 0; i < p->n; i++) {
-		const struct gc_item *it = &p->items[i];
+	for (unsigned i = 0; i < p->ops.n; i++) {
+		const struct gc_item *it = &p->ops.items[i];
 		gc_log(g, false, "decision: %s %s%s%s (%llu bytes, chain depth %u)%s%s",
 		       gc_kind_names[it->kind], it->vhd, it->into[0] ? " into " : "", it->into,
 		       (unsigned long long)it->bytes, it->chain_depth, it->note[0] ? ": waits: " : "",
 		       it->note);
 	}
-	if (!p->n)
+	if (!p->ops.n)
 		gc_log(g, false, "decision: nothing to do");
 }
 
@@ -638,8 +529,9 @@ void *gc_worker(void *arg)
 		bool paused = g->paused;
 		pthread_mutex_unlock(&g->lock);
 		struct plan p;
-		if (make_plan(g, &p)) {
-			gc_log(g, true, "scanning %s: %s", g->o.dir, vhd_get_error());
+		char why[512];
+		if (make_plan(g, &p, why, sizeof why)) {
+			gc_log(g, true, "scanning %s: %s", g->o.dir, why);
 			plan_free(&p);
 			if (g->o.once) {
 				failed = true;
@@ -681,7 +573,7 @@ void *gc_worker(void *arg)
 			if (!again)
 				gc_log(g, false, "waiting for space: %s", last_wait);
 		} else {
-			set_state(g, "idle", p.n ? "every queued operation waits" : "");
+			set_state(g, "idle", p.ops.n ? "every queued operation waits" : "");
 		}
 		plan_free(&p);
 		if (g->o.once && !paused && !(it && quiet_left > 0)) {
