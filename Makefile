@@ -76,15 +76,17 @@ $(B)/nbdkit-vhd-plugin.so: $(PLUGIN_OBJ) $(PIC_OBJ) server/plugin.map
 $(B)/vhd: $(PROG_OBJ) $(B)/libvhdkit.a
 	$(CC) $(LDFLAGS) -o $@ $(PROG_OBJ) $(B)/libvhdkit.a $(CLI_LIBS) -lm
 
-# unit tests see the internals, and link what the programs share (common/,
-# as an archive: each test gets the objects it uses)
-COMMON_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard common/*.c))
-$(B)/common/libcommon.a: $(COMMON_OBJ)
+# unit tests see the internals, and link the programs' pieces: an archive
+# of every program object (common/, gc/, ...) but the one with main(), from
+# which each test gets the objects it uses (gc/planner.o for test-gc-planner)
+PIECE_OBJ := $(filter-out $(B)/cli/main.o,$(PROG_OBJ))
+$(B)/libpieces.a: $(PIECE_OBJ)
 	rm -f $@ && ar rcs $@ $^
-$(B)/tests/%: tests/unit/%.c $(B)/common/libcommon.a $(B)/libvhdkit.a
+
+$(B)/tests/%: tests/unit/%.c $(B)/libpieces.a $(B)/libvhdkit.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Ilib -Icommon $(LDFLAGS) -o $@ $< $(B)/common/libcommon.a \
-	    $(B)/libvhdkit.a $(LDLIBS) -lm
+	$(CC) $(CFLAGS) -Ilib -Icommon -Igc $(LDFLAGS) -o $@ $< $(B)/libpieces.a $(B)/libvhdkit.a \
+	    $(LDLIBS) -lm
 
 $(B)/tests/%: tests/tools/%.c $(B)/libvhdkit.a
 	@mkdir -p $(dir $@)

@@ -445,6 +445,12 @@ char *vhd_find_parent(const struct vhd *v);
 /* Read N sectors at SECTOR of a raw image; bytes past its end are zeros. */
 int raw_read_sectors(struct vhd *v, void *buf, uint64_t sector, uint64_t n);
 
+/* The forest of a scanned SR from its entries' parent links (sr.c; the
+ * GC planner's unit test builds SRs with it): children, depth,
+ * subtree_depth and visible_below; the members of a parent loop are marked
+ * damaged (ok 0, the defect set, depth 0). */
+void sr_compute_depths(struct vhd_sr *sr);
+
 /* ---- what a resize overwrites (resize.c), for vhd-util's undo journal ---- */
 
 /* Called with each byte range [OFF, OFF + LEN) of the image; a non-zero

@@ -192,7 +192,7 @@ static void link_parents(struct vhd_sr *sr)
 }
 
 /* Depths from the roots; an entry whose ancestry loops is damaged. */
-static void compute_depths(struct vhd_sr *sr)
+void sr_compute_depths(struct vhd_sr *sr)
 {
 	for (size_t i = 0; i < sr->count; i++) {
 		struct vhd_sr_entry *e = &sr->entries[i];
@@ -242,7 +242,7 @@ VHD_EXPORT struct vhd_sr *vhd_sr_scan(const char *dir)
 	}
 	mark_duplicates(sr);
 	link_parents(sr);
-	compute_depths(sr);
+	sr_compute_depths(sr);
 	return sr;
 }
 
