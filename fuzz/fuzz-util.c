@@ -273,18 +273,22 @@ int main(int argc, char **argv)
 			fuzz_fatal("making seeds");
 		return 0;
 	}
-	if (argc < 2 || argv[1][0] == '-') {
-		fprintf(stderr, "usage: %s FILE...    run each file through the fuzz target\n"
+	/* --once: only what the fuzzer runs (bench/bench-fuzz.sh's baseline) */
+	bool once = argc > 1 && !strcmp(argv[1], "--once");
+	if (argc < 2 + once || argv[1 + once][0] == '-') {
+		fprintf(stderr, "usage: %s [--once] FILE...    run each file through the fuzz target\n"
+		                "       (and, without --once, in place)\n"
 		                "       %s --make-seeds DIR\n", name, name);
 		return 2;
 	}
 	int failed = 0;
-	for (int i = 1; i < argc; i++) {
+	for (int i = 1 + once; i < argc; i++) {
 		size_t size;
 		uint8_t *data = read_input(name, argv[i], &size);
 		if (data) {
 			run_input(data, size);
-			fuzz_target.exercise(argv[i], data, size, true);   /* in place */
+			if (!once)
+				fuzz_target.exercise(argv[i], data, size, true);   /* in place */
 		}
 		failed |= !data;
 		free(data);
