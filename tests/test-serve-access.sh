@@ -6,7 +6,7 @@
 # with the key (nbds+unix://...&tls-psk-file=) and refuses one without TLS;
 # while served, FILE is in use (a second server and a writer are refused:
 # exit 4), --read-only takes no lock; SIGINT ends it with exit 0, as SIGTERM;
-# --daemon returns once listening.
+# --daemon returns once listening; a damaged image is refused with exit 3.
 . "$(dirname "$0")/functions.sh"
 . "$(dirname "$0")/serve-functions.sh"
 requires nbdkit nbdinfo psktool stat
@@ -56,4 +56,10 @@ dpid=$(ctl_field 's["pid"]')
 kill -TERM "$dpid"
 for _ in $(seq 100); do [ -e "$TMP/daemon.sock" ] || break; sleep 0.1; done
 [ -e "$TMP/daemon.sock" ] && fail "--daemon: socket left after SIGTERM"
-pass "socket 0600 / --group 660, in-use lock (second server, resize refused; --read-only free), SIGINT exit 0, loopback-only TCP, TLS-PSK required, --daemon"
+# a damaged image or a missing file: the usual message and exit code, no server
+need_corpus
+cp "$CORPUS/bad/bat-past-eof.vhd" "$TMP/bad.vhd"
+expect_exit 3 "$VHD" serve --socket "$TMP/bad.sock" "$TMP/bad.vhd"
+[ -e "$TMP/bad.sock" ] && fail "a socket was created for a damaged image"
+expect_exit 1 "$VHD" serve --socket "$TMP/bad.sock" "$TMP/missing.vhd"
+pass "damaged image exit 3, missing file exit 1; socket 0600 / --group 660, in-use lock (second server, resize refused; --read-only free), SIGINT exit 0, loopback-only TCP, TLS-PSK required, --daemon"
