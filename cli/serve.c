@@ -360,8 +360,62 @@ static void announce(const struct serve_opts *o)
 		        o->tls_psk || o->tls_x509 ? "s" : "", o->host, o->port, o->control);
 }
 
+static pid_t spawn_nbdkit(struct argv_buf *a)
+{
+	pid_t child = fork();
+	if (child == 0) {
+		umask(0177);   /* the Unix socket is born 0600 */
+		execvp("nbdkit", a->v);
+		fprintf(stderr, "vhd: nbdkit: %s (install nbdkit: make deps)\n", strerror(errno));
+		_exit(127);
+	}
+	if (child < 0)
+		warnx_("fork: %s", strerror(errno));
+	return child;
+}
+
+/* Wait for CHILD, passing SIGTERM/SIGINT on; sets *STOPPING once asked. */
+static int wait_child(pid_t child, bool *stopping)
+{
+	int status = 0;
+	for (;;) {
+		if (got_signal) {
+			kill(child, SIGTERM);   /* nbdkit: finish in-flight requests, close */
+			got_signal = 0;
+			*stopping = true;
+		}
+		pid_t w = waitpid(child, &status, 0);
+		if (w == child)
+			return status;
+		if (w < 0 && errno != EINTR) {
+			warnx_("waitpid: %s", strerror(errno));
+			return status;
+		}
+	}
+}
+
+/* nbdkit 1.32 can abort (an assertion in its reply path) when a client
+ * hangs up with replies in flight: the plugin then did not flush.  Do it
+ * here (the lock went with the process), so that every completed write is
+ * durable whatever nbdkit did. */
+static int flush_after_abort(const struct serve_opts *o, int status)
+{
+	warnx_("nbdkit died of signal %d (%s); flushing %s", WTERMSIG(status),
+	       strsignal(WTERMSIG(status)), o->file);
+	vhd_t *v = vhd_open(o->file, VHD_OPEN_RDWR);
+	if (!v || vhd_flush(v) || vhd_close(v))
+		return fail_lib();
+	return 0;
+}
+
+#define MAX_RESTARTS 10   /* within RESTART_WINDOW seconds */
+#define RESTART_WINDOW 60
+
 /* Start nbdkit, report readiness on READY_FD (if >= 0: one byte, 0 = ok),
- * pass signals on, and return the exit code. */
+ * pass signals on, and return the exit code.  If nbdkit dies of a signal
+ * while no stop was asked for, the image is flushed and nbdkit started
+ * again (at most MAX_RESTARTS times a minute): one client cannot end the
+ * service of the others for good. */
 static int supervise(const struct serve_opts *o, int ready_fd)
 {
 	char dir[] = "/tmp/vhd-serve-XXXXXX", pidfile[sizeof dir + 8], plugin_buf[PATH_MAX];
@@ -373,59 +427,63 @@ static int supervise(const struct serve_opts *o, int ready_fd)
 	struct argv_buf a = { .n = 0 };
 	nbdkit_args(&a, o, pidfile, plugin_path(plugin_buf, sizeof plugin_buf), threads);
 	install_handlers();
-	pid_t child = fork();
-	if (child == 0) {
-		umask(0177);   /* the Unix socket is born 0600 */
-		execvp("nbdkit", a.v);
-		fprintf(stderr, "vhd: nbdkit: %s (install nbdkit: make deps)\n", strerror(errno));
-		_exit(127);
-	}
-	int status = 0, rc;
-	if (child < 0) {
-		warnx_("fork: %s", strerror(errno));
-		rc = EXIT_FAIL;
-		goto out;
-	}
-	rc = wait_listening(child, pidfile, &status);
-	if (rc == 0 && set_socket_mode(o))
-		rc = EXIT_FAIL;
-	if (rc == 0)
-		announce(o);
-	if (ready_fd >= 0) {   /* --daemon: the starting process may exit now */
-		char byte = (char)(rc == 0 ? 0 : 1);
-		if (write(ready_fd, &byte, 1) < 0) {}
-		close(ready_fd);
-		int null = open("/dev/null", O_WRONLY);
-		if (null >= 0 && dup2(null, STDERR_FILENO) >= 0 && null != STDERR_FILENO)
-			close(null);
-	}
-	if (rc > 0) {
-		if (waitpid(child, &status, WNOHANG) == 0)
-			kill(child, SIGTERM);
-		goto reap;
-	}
+	time_t window = time(NULL);
+	int restarts = 0, rc, status = 0;
+	bool stopping = false;
 	for (;;) {
-		if (got_signal) {
-			kill(child, SIGTERM);   /* nbdkit: finish in-flight requests, close */
-			got_signal = 0;
-		}
-		pid_t w = waitpid(child, &status, 0);
-		if (w == child)
-			break;
-		if (w < 0 && errno != EINTR) {
-			warnx_("waitpid: %s", strerror(errno));
+		pid_t child = spawn_nbdkit(&a);
+		if (child < 0) {
+			rc = EXIT_FAIL;
 			break;
 		}
+		rc = wait_listening(child, pidfile, &status);
+		if (rc == 0 && set_socket_mode(o))
+			rc = EXIT_FAIL;
+		if (rc == 0 && ready_fd < 0 && !restarts)
+			announce(o);
+		if (ready_fd >= 0) {   /* --daemon: the starting process may exit now */
+			if (rc == 0)
+				announce(o);
+			char byte = (char)(rc == 0 ? 0 : 1);
+			if (write(ready_fd, &byte, 1) < 0) {}
+			close(ready_fd);
+			ready_fd = -1;
+			int null = open("/dev/null", O_WRONLY);
+			if (null >= 0 && dup2(null, STDERR_FILENO) >= 0 && null != STDERR_FILENO)
+				close(null);
+		}
+		if (rc != 0) {   /* nbdkit ended before listening, or a signal came */
+			if (waitpid(child, &status, WNOHANG) == 0) {
+				kill(child, SIGTERM);
+				while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+			}
+			rc = rc < 0 ? EXIT_OK : rc;
+			break;
+		}
+		status = wait_child(child, &stopping);
+		if (!WIFSIGNALED(status)) {
+			rc = child_exit_code(status);
+			break;
+		}
+		if ((rc = flush_after_abort(o, status)) || stopping)
+			break;
+		if (time(NULL) - window > RESTART_WINDOW)
+			window = time(NULL), restarts = 0;
+		if (++restarts > MAX_RESTARTS) {
+			warnx_("nbdkit died %d times within %d s: giving up", MAX_RESTARTS, RESTART_WINDOW);
+			rc = EXIT_FAIL;
+			break;
+		}
+		warnx_("restarting nbdkit (%d within %d s)", restarts, RESTART_WINDOW);
+		unlink(pidfile);
+		if (o->socket)
+			unlink(o->socket);   /* its server is dead */
 	}
-	rc = child_exit_code(status);
-	goto out;
-reap:
-	while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
-out:
 	unlink(pidfile);
 	rmdir(dir);
 	if (o->socket)
 		unlink(o->socket);
+	unlink(o->control);   /* left behind when nbdkit did not unload the plugin */
 	return rc;
 }
 

@@ -61,6 +61,17 @@ enum vhd_open_flags {
 	                                 use the backup footer if the primary is
 	                                 bad, ignore a bad batmap, do not check
 	                                 BAT entries (reads of bad ones fail) */
+	VHD_OPEN_DURABLE   = 1 << 5,  /* RDWR for a server: the image stays valid
+	                                 through a power cut at any point.  A new
+	                                 block's footer move and bitmap are made
+	                                 durable (fdatasync) before its BAT entry,
+	                                 and the batmap is never changed (its map
+	                                 and header are two writes a power cut can
+	                                 tear): blocks that fill up are not marked
+	                                 full, and a zero or trim in a block the
+	                                 batmap shows full writes zeros (a trim
+	                                 leaves it alone).  Writes not flushed may
+	                                 still be lost, or read as zeros. */
 };
 
 /* Open PATH.  A differencing disk's parents are opened read-only by their

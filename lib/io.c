@@ -332,15 +332,23 @@ static int punch_or_write_zeros(struct vhd *v, uint64_t off, uint64_t len)
 	return write_zeros_at(v, off, len);
 }
 
+/* A durable handle never changes the batmap: a block it shows full keeps
+ * every bit set, and is zeroed by writing zeros. */
+static bool batmap_frozen(const struct vhd *v, uint32_t block)
+{
+	return (v->flags & VHD_OPEN_DURABLE) && batmap_full(v, block);
+}
+
 /* Make sectors [IN, IN+N) of BLOCK absent from V (reads then come from the
  * parent, or are zeros): their data is zeroed first, as every sector whose
  * bit is clear must hold zeros, then their bits are cleared.  Both under
  * the slot lock, so that a concurrent write's bit is never cleared over
- * its data.  Nothing to do in an unallocated block. */
+ * its data.  Nothing to do in an unallocated block, nor, on a durable
+ * handle, in one the batmap shows full. */
 static int unmark_piece(struct vhd *v, uint32_t block, uint64_t in, uint64_t n, void *arg)
 {
 	(void)arg;
-	if (bat_get(v, block) == BAT_UNUSED)
+	if (bat_get(v, block) == BAT_UNUSED || batmap_frozen(v, block))
 		return 0;
 	uint8_t *map = vhd_bitmap_lock(v, block);
 	if (!map)
@@ -392,7 +400,7 @@ static int zero_needs_write(struct vhd *v, uint32_t block, uint64_t in, uint64_t
 static int zero_piece(struct vhd *v, uint32_t block, uint64_t in, uint64_t n, void *arg)
 {
 	int flags = *(int *)arg;
-	int w = zero_needs_write(v, block, in, n, flags);
+	int w = batmap_frozen(v, block) ? 1 : zero_needs_write(v, block, in, n, flags);
 	if (w < 0)
 		return -1;
 	if (!w)
@@ -409,7 +417,7 @@ static int zero_piece(struct vhd *v, uint32_t block, uint64_t in, uint64_t n, vo
 /* A piece that FAST zeroing could not do without writing data: ENOTSUP. */
 static int fast_zero_check(struct vhd *v, uint32_t block, uint64_t in, uint64_t n, void *arg)
 {
-	int w = zero_needs_write(v, block, in, n, *(int *)arg);
+	int w = batmap_frozen(v, block) ? 1 : zero_needs_write(v, block, in, n, *(int *)arg);
 	if (w > 0)
 		return vhd_error(ENOTSUP, "%s: block %u: zeroing it needs data written", v->path,
 		                 block);

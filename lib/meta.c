@@ -179,13 +179,26 @@ int vhd_store_bitmap(struct vhd *v, uint32_t block)
 		return vhd_error(EINVAL, "%s: block %u: bitmap not cached", v->path, block);
 	if (write_at(v->fd, v->path, s->map, v->bitmap_bytes, block_bitmap_offset(v, block)))
 		return -1;
+	if (v->flags & VHD_OPEN_DURABLE)   /* the batmap is left as it is (see vhdkit.h) */
+		return 0;
 	bool full = bit_find(s->map, 0, v->block_sectors, false) == v->block_sectors;
 	return vhd_batmap_set(v, block, full);
 }
 
+/* With VHD_OPEN_DURABLE, what was written so far reaches the disk before
+ * what depends on it: a power cut may drop any write not yet synced. */
+static int durable_barrier(struct vhd *v)
+{
+	if (!(v->flags & VHD_OPEN_DURABLE) || fdatasync(v->fd) == 0)
+		return 0;
+	return vhd_error(errno, "%s: fdatasync: %s", v->path, strerror(errno));
+}
+
 /* Crash-safe order: the footer moves to the new end first (the file always
  * ends in a valid footer), then the empty bitmap, then the BAT entry; a
- * crash in between only leaks the space.  Concurrent I/O on the handle must
+ * crash in between only leaks the space (with VHD_OPEN_DURABLE, a power cut
+ * too: the footer, then the bitmap, are synced before the next step; else
+ * the page cache may write them in any order).  Concurrent I/O on the handle must
  * hold BLOCK's bitmap slot lock and then the metadata lock around this. */
 int vhd_allocate_block(struct vhd *v, uint32_t block)
 {
@@ -201,7 +214,7 @@ int vhd_allocate_block(struct vhd *v, uint32_t block)
 	uint8_t buf[FOOTER_SIZE];
 	v->footer.checksum = footer_checksum(&v->footer);
 	footer_encode(buf, &v->footer);
-	if (write_at(v->fd, v->path, buf, FOOTER_SIZE, new_footer))
+	if (write_at(v->fd, v->path, buf, FOOTER_SIZE, new_footer) || durable_barrier(v))
 		goto fail;
 	struct bitmap_slot *s = &v->cache[block % BITMAP_CACHE];
 	if (!s->map && !(s->map = xmalloc(v->bitmap_bytes)))
@@ -214,6 +227,8 @@ int vhd_allocate_block(struct vhd *v, uint32_t block)
 	/* the old footer's bytes, if not overwritten, are unreferenced padding */
 	if (start > old_footer && write_at(v->fd, v->path, (uint8_t[FOOTER_SIZE]){0},
 	                                   FOOTER_SIZE, old_footer))
+		goto fail_bat;
+	if (durable_barrier(v))
 		goto fail_bat;
 	if (vhd_write_bat_entry(v, block))
 		goto fail_bat;

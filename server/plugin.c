@@ -84,7 +84,8 @@ static const char *type_word(int type)
  * image stops the server at start, with the library's message. */
 static int vhd_get_ready(void)
 {
-	ex.vhd = vhd_open(ex.file, ex.readonly ? VHD_OPEN_RDONLY : VHD_OPEN_RDWR);
+	/* durable: a power cut leaves a valid image (flushed writes kept) */
+	ex.vhd = vhd_open(ex.file, ex.readonly ? VHD_OPEN_RDONLY : VHD_OPEN_RDWR | VHD_OPEN_DURABLE);
 	if (!ex.vhd || vhd_get_info(ex.vhd, &ex.info)) {
 		nbdkit_error("%s", vhd_get_error());
 		return -1;

@@ -67,6 +67,7 @@ except nbd.Error:
 writer=$!
 sleep 1
 serve_stop
+grep -q "nbdkit died" "$SERVE_LOG" && echo "(nbdkit 1.32 aborted at SIGTERM with replies in flight; vhd serve flushed)"
 wait $writer
 grep -q "completed before the server went: [1-9]" "$TMP/term.out" ||
 	{ cat "$TMP/term.out"; fail "the writer was not cut off by SIGTERM mid-load"; }

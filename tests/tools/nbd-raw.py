@@ -8,6 +8,7 @@
 #   over-max         a read of 64 MiB + 4 KiB: an error, then a read works; a
 #                    write as large: an error or the connection closed
 #   hangup           a write header of 1 MiB, half the payload, then close
+#   hangup-many      32 writes of 64 KiB sent at once, then close at once
 # Prints what it saw; exits non-zero on a wrong answer.
 import socket, struct, sys
 
@@ -93,6 +94,13 @@ elif test == "over-max":
         print("%s: write over the maximum: error %d" % (test, werr))
     except (EOFError, BrokenPipeError, ConnectionResetError):
         print("%s: write over the maximum: connection closed" % test)
+elif test == "hangup-many":
+    for i in range(32):
+        s.sendall(struct.pack(">IHHQQI", 0x25609513, 0, 1, 100 + i, (i << 16) % (size - 65536),
+                              65536) + bytes(65536))
+    s.close()
+    print("%s: sent 32 writes and hung up" % test)
+    sys.exit(0)
 elif test == "hangup":
     s.sendall(struct.pack(">IHHQQI", 0x25609513, 0, 1, 77, 0, 1 << 20) + bytes(512 << 10))
     s.close()
