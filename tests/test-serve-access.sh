@@ -43,8 +43,8 @@ kill -TERM $pid; wait $pid || fail "TCP server: exit $?"
 psktool -u alice -p "$TMP/keys.psk" >/dev/null 2>&1 || fail "psktool"
 chmod 600 "$TMP/keys.psk"
 serve_start "$TMP/d.vhd" --tls-psk "$TMP/keys.psk"
-[ "$(nbdinfo --size "nbds+unix://alice@/?socket=$SOCK&tls-psk-file=$TMP/keys.psk")" = 16777216 ] ||
-	fail "TLS-PSK client refused"
+size=$(nbdinfo --size "nbds+unix://alice@/?socket=$SOCK&tls-psk-file=$TMP/keys.psk" 2>"$TMP/tls.err")
+[ "$size" = 16777216 ] || { cat "$TMP/tls.err" "$SERVE_LOG"; fail "TLS-PSK client refused (size '$size')"; }
 nbdinfo --size "$URI" >/dev/null 2>&1 && fail "a client without TLS was served"
 serve_stop
 
