@@ -84,6 +84,11 @@ batmap) for each locator to compare one UUID; 10-15% are page faults and memset 
 buffers allocated at each open.  Inputs stay in files on /dev/shm (tmpfs): the library opens
 images by path and looks for parents beside them, where a memfd's /proc/self/fd/N name would
 send the parent lookups to /proc/self/fd.
+fuzz-vhdutil's reach, measured the same way on its corpus after 180 s of `make fuzz` (319
+inputs): 86% of the lines and 80% of the branches of vhdutil/ctx.c, check.c, query.c, read.c
+and scan.c, the files its commands run (vhd-util's writing commands are not fuzzed).  In those
+180 s it found two bugs: `check -p` followed a loop of locators for ever (now -ELOOP after 256
+files) and a batmap header could make it allocate 512 MiB for a file of 3.5 KiB.
 HISTORY
 } > "$OUT"
 cat "$OUT"
