@@ -87,8 +87,10 @@ send the parent lookups to /proc/self/fd.
 fuzz-vhdutil's reach, measured the same way on its corpus after 180 s of `make fuzz` (319
 inputs): 86% of the lines and 80% of the branches of vhdutil/ctx.c, check.c, query.c, read.c
 and scan.c, the files its commands run (vhd-util's writing commands are not fuzzed).  In those
-180 s it found two bugs: `check -p` followed a loop of locators for ever (now -ELOOP after 256
-files) and a batmap header could make it allocate 512 MiB for a file of 3.5 KiB.
+180 s it found nothing new; its first replay of fuzz/regressions hung in `check -p`, which
+followed a loop of locators for ever (now -ELOOP after 256 files), and a crafted input for the
+BAT and batmap reads it exercises showed a batmap header making it allocate 512 MiB for a file
+of 3.5 KiB (now refused before the allocation).
 HISTORY
 } > "$OUT"
 cat "$OUT"
