@@ -138,11 +138,15 @@ static void remove_dirs(void)
 	rmdir(family_dir);
 }
 
+/* In FUZZ_SCRATCH when set (fuzz/run.sh's, which it removes: libFuzzer
+ * ends a timed run with _Exit, so the atexit clean-up never runs there),
+ * else /dev/shm, else TMPDIR or /tmp. */
 static void make_dir(char *dir, size_t cap, const char *name)
 {
 	struct stat st;
-	const char *t = getenv("TMPDIR");
-	const char *base = !stat("/dev/shm", &st) && S_ISDIR(st.st_mode) && !access("/dev/shm", W_OK)
+	const char *scratch = getenv("FUZZ_SCRATCH"), *t = getenv("TMPDIR");
+	const char *base = scratch && *scratch ? scratch
+	                   : !stat("/dev/shm", &st) && S_ISDIR(st.st_mode) && !access("/dev/shm", W_OK)
 	                   ? "/dev/shm" : t && *t ? t : "/tmp";
 	snprintf(dir, cap, "%s/vhdkit-%s-%s.XXXXXX", base, prog_name, name);
 	if (!mkdtemp(dir)) {

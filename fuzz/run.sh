@@ -51,6 +51,12 @@ if [ -d "$CORPUS" ]; then
 fi
 chmod -R u+w "$seeds"
 
+# the targets' scratch files: on /dev/shm (memory) when there is one;
+# removed here, as libFuzzer's timed end skips their own clean-up
+shm=/dev/shm; [ -d $shm ] && [ -w $shm ] || shm=${TMPDIR:-/tmp}
+FUZZ_SCRATCH=$(mktemp -d "$shm/vhdkit-fuzz.XXXXXX")
+export FUZZ_SCRATCH
+trap 'rm -rf "$FUZZ_SCRATCH"' EXIT
 rc=0
 for target in $TARGETS; do
 	case $target in
