@@ -58,6 +58,35 @@ for _ in $(seq "$RUNS"); do
 		stop_server
 	done
 done
+# reads through a 3-level chain (bench/tools/mkread, as bench-read.sh)
+# against nbdkit file on the raw image of the same content
+[ -x "$TOOLS/mkread" ] || die "bench tools missing (make bench builds them)"
+shape=(--size "$mib")
+[ "$QUICK" = 1 ] && shape=(--size "$mib" --writes 50)
+mkdir -p "$WORK/chain"
+"$TOOLS/mkread" "${shape[@]}" "$WORK/chain" >/dev/null || die "mkread"
+"$VHD" convert --raw "$WORK/chain/leaf.vhd" "$WORK/chain.raw" >/dev/null || die "convert chain"
+# nbdkit's CPU seconds and peak RSS, read before it is stopped
+proc_cost() {   # PID -> "cpu_s rss_mib"
+	awk '{printf "%.2f ", ($14 + $15) / 100}' "/proc/$1/stat"
+	awk '/^VmHWM/ {printf "%.1f\n", $2 / 1024}' "/proc/$1/status"
+}
+for _ in $(seq "$RUNS"); do
+	for srv in chainvhd chainfile; do
+		case $srv in
+		chainvhd)  "$VHD" serve --read-only --socket "$sock" "$WORK/chain/leaf.vhd" 2>"$WORK/server.log" & ;;
+		chainfile) nbdkit -f -U "$sock" file "$WORK/chain.raw" 2>"$WORK/server.log" & ;;
+		esac
+		SERVER=$!
+		for _ in $(seq 200); do nbdinfo --size "nbd+unix:///?socket=$sock" >/dev/null 2>&1 && break; sleep 0.05; done
+		npid=$SERVER
+		[ $srv = chainvhd ] && npid=$(pgrep -P "$SERVER" nbdkit)
+		run_fio "$srv-read" read 1M
+		run_fio "$srv-randread" randread 4k
+		proc_cost "$npid" >>"$WORK/$srv.cost"
+		stop_server
+	done
+done
 "$VHD" check "$WORK/disk.vhd" >/dev/null || die "disk.vhd damaged by the benchmark"
 med() { awk -v c="$2" '{print $c}' "$WORK/$1.fio" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 rows=
@@ -69,7 +98,20 @@ for p in $patterns; do
 		printf "| %s | %s | %s | %s | **%.2f** | %.1f |", l, v, f, q, v / f, v / q }')
 "
 done
-echo "$rows"
+chain_rows=
+for p in read:1M randread:4k; do
+	rw=${p%%:*} bs=${p##*:} col=1
+	case $bs in 1M) col=2 ;; esac
+	v=$(med "chainvhd-$rw" $col) f=$(med "chainfile-$rw" $col)
+	chain_rows="$chain_rows$(awk -v l="$rw $bs" -v v="$v" -v f="$f" 'BEGIN {
+		printf "| %s | %s | %s | **%.2f** |", l, v, f, v / f }')
+"
+done
+cost_med() { awk -v c="$2" '{print $c}' "$WORK/$1.cost" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+cost_rows="| vhd serve | $(cost_med chainvhd 1) | $(cost_med chainvhd 2) |
+| nbdkit file | $(cost_med chainfile 1) | $(cost_med chainfile 2) |
+"
+echo "$rows$chain_rows$cost_rows"
 {
 	echo "## vhd serve: fio over NBD"
 	echo
@@ -87,6 +129,19 @@ echo "$rows"
 	echo "| pattern | vhd serve | nbdkit file | qemu-nbd vpc | ratio to file | ratio to qemu-nbd |"
 	echo "|---|---|---|---|---|---|"
 	printf "%s" "$rows"
+	echo
+	echo "Reads through a 3-level chain (\`build/bench/mkread ${shape[*]}\`: a full base, 30% of"
+	echo "the blocks in the middle layer, random writes in the leaf), \`vhd serve --read-only\`"
+	echo "on the leaf against \`nbdkit file\` on \`vhd convert --raw\` of it; nbdkit's CPU"
+	echo "seconds (user+sys) and peak RSS (VmHWM) over the two patterns of a run."
+	echo
+	echo "| pattern | vhd serve | nbdkit file | ratio to file |"
+	echo "|---|---|---|---|"
+	printf "%s" "$chain_rows"
+	echo
+	echo "| server | CPU s per run | peak RSS MiB |"
+	echo "|---|---|---|"
+	printf "%s" "$cost_rows"
 	echo
 } > "$OUT"
 cat "$OUT"
