@@ -13,7 +13,11 @@ serve_start() {
 	local file=$1 i; shift
 	SOCK=$TMP/nbd.sock CTL=$TMP/nbd.sock.control URI="nbd+unix:///?socket=$TMP/nbd.sock"
 	SERVE_LOG=$TMP/serve.log
-	"$VHD" serve --socket "$SOCK" "$@" "$file" >"$SERVE_LOG" 2>&1 &
+	# a fresh log made here, before the server starts: the wait below must
+	# never read the line a previous server wrote (its SIGTERM would then
+	# reach a server that has not set up its handlers yet)
+	: >"$SERVE_LOG"
+	"$VHD" serve --socket "$SOCK" "$@" "$file" >>"$SERVE_LOG" 2>&1 &
 	SERVE_PID=$!
 	for i in $(seq 200); do
 		grep -q "^vhd: serving" "$SERVE_LOG" && return 0
