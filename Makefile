@@ -73,6 +73,15 @@ $(B)/nbdkit-vhd-plugin.so: $(PLUGIN_OBJ) $(PIC_OBJ) server/plugin.map
 	$(CC) -shared -Wl,--version-script=server/plugin.map $(LDFLAGS) -o $@ \
 	    $(PLUGIN_OBJ) $(PIC_OBJ) $(LDLIBS)
 
+# the web view's files (gc/web/) as C arrays, built into vhd (gc/web.c)
+WEB_ASSETS := gc/web/index.html gc/web/app.js gc/web/style.css
+$(B)/gc/web-assets.c: $(WEB_ASSETS) gc/web/embed.sh
+	@mkdir -p $(dir $@)
+	sh gc/web/embed.sh $@ $(WEB_ASSETS)
+$(B)/gc/web-assets.o: $(B)/gc/web-assets.c
+	$(CC) $(CFLAGS) -Icommon -Igc -c $< -o $@
+PROG_OBJ += $(B)/gc/web-assets.o
+
 $(B)/vhd: $(PROG_OBJ) $(B)/libvhdkit.a
 	$(CC) $(LDFLAGS) -o $@ $(PROG_OBJ) $(B)/libvhdkit.a $(CLI_LIBS) -lm
 

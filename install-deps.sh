@@ -11,9 +11,11 @@ BUILD="gcc libc6-dev make pkg-config uuid-dev libjson-c-dev libmicrohttpd-dev
 # the tests and tools they run: qemu-img/qemu-io, libvhdi (vhdiinfo, pyvhdi),
 # jq, curl (metrics), scdoc (man page), shellcheck (script shells), setpriv,
 # flock, mount (util-linux, mount), script (bsdutils), fio and time (bench),
+# chromium (the GC's web view, headless),
 # clang with its sanitizer and libFuzzer runtimes (fuzz), git (.ci/run)
 TESTS="qemu-utils libvhdi-utils python3-libvhdi python3 jq curl scdoc shellcheck
-       procps util-linux mount bsdutils coreutils fio time clang libclang-rt-dev git"
+       procps util-linux mount bsdutils coreutils fio time clang libclang-rt-dev git
+       chromium"
 # the NBD server (`vhd serve`, server/): nbdkit to run it, its tests' clients
 # (nbdsh, nbdcopy, nbdinfo) and TLS (GnuTLS's psktool)
 NBD="nbdkit libnbd-bin python3-libnbd libgnutls28-dev gnutls-bin qemu-system-common"

@@ -80,6 +80,28 @@ static json_object *totals_json(struct gc *g)
 	return t;
 }
 
+/* Every file of the last scan, its parent by name (null for a root). */
+static json_object *forest_json(struct gc *g)
+{
+	json_object *f = json_object_new_array();
+	for (unsigned i = 0; i < g->nforest; i++) {
+		const struct gc_node *n = &g->forest[i];
+		json_object *e = json_object_new_object();
+		json_object_object_add(e, "vhd", json_object_new_string(n->vhd));
+		json_object_object_add(e, "parent", n->parent >= 0 && (unsigned)n->parent < g->nforest
+		                       ? json_object_new_string(g->forest[n->parent].vhd) : NULL);
+		json_object_object_add(e, "type", n->type ? json_object_new_string(type_name(n->type))
+		                                          : NULL);
+		json_object_object_add(e, "hidden", json_object_new_boolean(n->hidden));
+		json_object_object_add(e, "in_use", json_object_new_boolean(n->in_use));
+		json_object_object_add(e, "virtual_size", json_object_new_uint64(n->virtual_size));
+		json_object_object_add(e, "file_size", json_object_new_uint64(n->file_size));
+		json_object_object_add(e, "depth", json_object_new_int((int)n->depth));
+		json_object_array_add(f, e);
+	}
+	return f;
+}
+
 json_object *gc_status_json(struct gc *g)
 {
 	json_object *o = json_object_new_object();
@@ -115,6 +137,9 @@ json_object *gc_status_json(struct gc *g)
 		json_object_array_add(b, e);
 	}
 	json_object_object_add(o, "broken", b);
+	json_object_object_add(o, "forest", forest_json(g));
+	json_object_object_add(o, "depth_warning", json_object_new_int(GC_DEPTH_WARNING));
+	json_object_object_add(o, "depth_limit", json_object_new_int(VHD_XEN_MAX_DEPTH));
 	json_object *errs = json_object_new_array();
 	for (unsigned i = 0; i < g->nerrors; i++) {
 		unsigned k = (g->errors_next + GC_MAX_ERRORS - g->nerrors + i) % GC_MAX_ERRORS;
@@ -130,6 +155,8 @@ json_object *gc_status_json(struct gc *g)
 	json_object_object_add(o, "time", json_object_new_int64(time(NULL)));
 	json_object_object_add(o, "metrics", g->metrics_bound[0]
 	                                         ? json_object_new_string(g->metrics_bound) : NULL);
+	json_object_object_add(o, "http", g->http_bound[0]
+	                                      ? json_object_new_string(g->http_bound) : NULL);
 	return o;
 }
 

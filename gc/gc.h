@@ -17,6 +17,8 @@
 #define GC_SOCKET_NAME ".vhd-gc.sock"
 #define GC_MAX_ERRORS 20
 #define GC_MAX_DEFER 64
+/* a chain this deep is shown as a warning (XenServer refuses past 30) */
+#define GC_DEPTH_WARNING 20
 
 enum gc_kind { GC_DELETE, GC_COALESCE, GC_LEAF, GC_KINDS };
 enum gc_result { GC_OK, GC_ERROR, GC_CANCELLED, GC_RESULTS };
@@ -41,6 +43,16 @@ struct gc_broken {
 	char defect[256];
 };
 
+/* One file of the SR as the last scan saw it (the status's "forest"). */
+struct gc_node {
+	char vhd[256];
+	int parent;             /* index in the forest, -1 for a root */
+	int type;               /* enum vhd_type, 0 when unreadable */
+	bool hidden, in_use;
+	uint64_t virtual_size, file_size;
+	unsigned depth;
+};
+
 struct gc_error {
 	time_t when;
 	char message[512];
@@ -52,6 +64,7 @@ struct gc_opts {
 	const char *socket_group;
 	const char *metrics_addr;
 	const char *metrics_file;
+	const char *http_addr;      /* --http: the web view (web.c) */
 	bool once, daemonize, wait_lock, use_syslog;
 	double quiet_period, interval;
 	uint64_t min_free;
@@ -83,6 +96,8 @@ struct gc {
 	unsigned nleaves;
 	struct gc_broken *broken;
 	unsigned nbroken;
+	struct gc_node *forest;
+	unsigned nforest;
 	struct gc_error errors[GC_MAX_ERRORS];
 	unsigned nerrors, errors_next;
 	unsigned scans;
@@ -92,6 +107,7 @@ struct gc {
 	uint64_t ops[GC_KINDS][GC_RESULTS];
 	int exit_code;
 	char metrics_bound[128];
+	char http_bound[128];
 };
 
 extern const char *const gc_kind_names[GC_KINDS];
@@ -137,6 +153,12 @@ int gc_socket_path(const char *dir, const char *explicit_path, char *out, size_t
 int gc_metrics_start(struct gc *g);
 void gc_metrics_stop(void);
 void gc_metrics_write_file(struct gc *g);
+
+/* web.c: the web view of --http (0, or -1 with a message printed): the
+ * page, /api/status, /api/events (Server-Sent Events), and a ring of an
+ * hour of samples of the bytes merged. */
+int gc_web_start(struct gc *g);
+void gc_web_stop(void);
 
 /* client.c */
 int gc_client_main(const char *sub, int argc, char **argv);

@@ -40,6 +40,9 @@ static const char help[] =
 	"      --socket-group GROUP group that may read the status (mode 0660)\n"
 	"      --metrics HOST:PORT  serve Prometheus metrics over HTTP (e.g.\n"
 	"                           127.0.0.1:9163; port 0 picks one, see status)\n"
+	"      --http HOST:PORT     serve the web view (the SR's tree, progress,\n"
+	"                           queue, errors; read-only) over HTTP (e.g.\n"
+	"                           127.0.0.1:8080)\n"
 	"      --metrics-file PATH  write them to PATH too (node_exporter textfile)\n"
 	"      --syslog             log to syslog instead of stderr\n"
 	"\n"
@@ -65,7 +68,7 @@ static int parse_seconds(const char *s, double *out)
 }
 
 enum { O_ONCE = 256, O_DAEMON, O_WAIT, O_MINFREE, O_SOCKET, O_GROUP, O_METRICS, O_MFILE,
-       O_SYSLOG };
+       O_SYSLOG, O_HTTP };
 
 static int parse_run(int argc, char **argv, struct gc_opts *o, uint64_t *rate)
 {
@@ -82,6 +85,7 @@ static int parse_run(int argc, char **argv, struct gc_opts *o, uint64_t *rate)
 		{ "metrics", required_argument, NULL, O_METRICS },
 		{ "metrics-file", required_argument, NULL, O_MFILE },
 		{ "syslog", no_argument, NULL, O_SYSLOG },
+		{ "http", required_argument, NULL, O_HTTP },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -103,6 +107,7 @@ static int parse_run(int argc, char **argv, struct gc_opts *o, uint64_t *rate)
 		case O_METRICS: o->metrics_addr = optarg; break;
 		case O_MFILE: o->metrics_file = optarg; break;
 		case O_SYSLOG: o->use_syslog = true; break;
+		case O_HTTP: o->http_addr = optarg; break;
 		case 'h': return usage(help, false) - 1;
 		default: return usage(help, true);
 		}
@@ -162,7 +167,7 @@ static int run(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (gc_metrics_start(g))
+	if (gc_metrics_start(g) || gc_web_start(g))
 		return EXIT_USAGE;
 	gc_log(g, false, "GC of %s started (pid %d, socket %s)", dir, (int)getpid(), sock);
 	pthread_t worker;
@@ -178,6 +183,7 @@ static int run(int argc, char **argv)
 	pthread_mutex_unlock(&g->lock);
 	pthread_join(worker, NULL);
 	gc_metrics_write_file(g);
+	gc_web_stop();
 	gc_metrics_stop();
 	gc_log(g, false, "GC of %s stopped", dir);
 	vhd_sr_unlock(gc_lock);

@@ -9,9 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include <microhttpd.h>
-
-#include "gc.h"
+#include "http.h"
 
 static struct MHD_Daemon *httpd;
 
@@ -20,7 +18,7 @@ static void metric_help(FILE *f, const char *name, const char *type, const char 
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static char *metrics_text(struct gc *g)
+char *gc_metrics_text(struct gc *g)
 {
 	static const unsigned buckets[] = { 1, 2, 3, 5, 10, 15, 20, 25, 30 };
 	char *text = NULL;
@@ -78,7 +76,7 @@ void gc_metrics_write_file(struct gc *g)
 	char tmp[PATH_MAX];
 	if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", g->o.metrics_file) >= sizeof tmp)
 		return;
-	char *text = metrics_text(g);
+	char *text = gc_metrics_text(g);
 	FILE *f = text ? fopen(tmp, "w") : NULL;
 	if (f) {
 		fputs(text, f);
@@ -98,7 +96,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
 	(void)state;
 	struct gc *g = cls;
 	bool found = !strcmp(method, "GET") && (!strcmp(url, "/metrics") || !strcmp(url, "/"));
-	char *text = found ? metrics_text(g) : strdup("not found\n");
+	char *text = found ? gc_metrics_text(g) : strdup("not found\n");
 	if (!text)
 		return MHD_NO;
 	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text,
@@ -131,32 +129,40 @@ static int parse_addr(const char *spec, struct sockaddr_storage *ss)
 	return 0;
 }
 
+struct MHD_Daemon *gc_http_listen(struct gc *g, const char *option, const char *addr,
+                                  unsigned flags, unsigned max_conns,
+                                  MHD_AccessHandlerCallback answer, char *bound, size_t len)
+{
+	struct sockaddr_storage ss = { 0 };
+	if (parse_addr(addr, &ss)) {
+		warnx_("%s %s: expected a numeric HOST:PORT (e.g. 127.0.0.1:9163)", option, addr);
+		return NULL;
+	}
+	flags |= MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	struct MHD_Daemon *d = MHD_start_daemon(flags, 0, NULL, NULL, answer, g,
+	                                        MHD_OPTION_SOCK_ADDR, &ss,
+	                                        MHD_OPTION_CONNECTION_LIMIT, max_conns,
+	                                        MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+	if (!d) {
+		warnx_("%s %s: cannot listen there", option, addr);
+		return NULL;
+	}
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+	snprintf(bound, len, "%.*s:%u", (int)(strrchr(addr, ':') - addr), addr,
+	         info ? info->port : 0);
+	return d;
+}
+
 int gc_metrics_start(struct gc *g)
 {
 	if (!g->o.metrics_addr)
 		return 0;
-	struct sockaddr_storage ss = { 0 };
-	if (parse_addr(g->o.metrics_addr, &ss)) {
-		warnx_("--metrics %s: expected a numeric HOST:PORT (e.g. 127.0.0.1:9163)",
-		       g->o.metrics_addr);
+	httpd = gc_http_listen(g, "--metrics", g->o.metrics_addr, 0, 16, answer, g->metrics_bound,
+	                       sizeof g->metrics_bound);
+	if (!httpd)
 		return -1;
-	}
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-	if (ss.ss_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
-	httpd = MHD_start_daemon(flags, 0, NULL, NULL, answer, g, MHD_OPTION_SOCK_ADDR, &ss,
-	                         MHD_OPTION_CONNECTION_LIMIT, 16u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-	                         MHD_OPTION_END);
-	if (!httpd) {
-		warnx_("--metrics %s: cannot listen there", g->o.metrics_addr);
-		return -1;
-	}
-	const union MHD_DaemonInfo *info = MHD_get_daemon_info(httpd, MHD_DAEMON_INFO_BIND_PORT);
-	unsigned port = info ? info->port : 0;
-	char host[100];
-	snprintf(host, sizeof host, "%.*s", (int)(strrchr(g->o.metrics_addr, ':') - g->o.metrics_addr),
-	         g->o.metrics_addr);
-	snprintf(g->metrics_bound, sizeof g->metrics_bound, "%s:%u", host, port);
 	gc_log(g, false, "metrics on http://%s/metrics", g->metrics_bound);
 	return 0;
 }

@@ -216,10 +216,22 @@ static void publish(struct gc *g, struct plan *p)
 	struct gc_broken *b = ops->nbroken ? malloc(ops->nbroken * sizeof *b) : NULL;
 	if (b)
 		memcpy(b, ops->broken, ops->nbroken * sizeof *b);
+	struct gc_node *forest = calloc(p->sr->count + 1, sizeof *forest);
+	for (size_t i = 0; forest && i < p->sr->count; i++) {
+		const struct vhd_sr_entry *e = &p->sr->entries[i];
+		forest[i] = (struct gc_node){ .parent = e->parent, .type = e->type,
+		                              .hidden = e->hidden, .in_use = e->in_use,
+		                              .virtual_size = e->virtual_size,
+		                              .file_size = e->file_size, .depth = e->depth };
+		snprintf(forest[i].vhd, sizeof forest[i].vhd, "%s", e->name);
+	}
 	pthread_mutex_lock(&g->lock);
 	free(g->queue);
 	free(g->leaves);
 	free(g->broken);
+	free(g->forest);
+	g->forest = forest;
+	g->nforest = forest ? (unsigned)p->sr->count : 0;
 	g->queue = q;
 	g->nqueue = q ? ops->n : 0;
 	g->leaves = leaves;
