@@ -61,6 +61,7 @@ mkdir -p "$TMP/looks"
 # two looks 4 s apart at the same page, then a screenshot
 timeout 120 "$PY" "$ROOT/tests/cdp.py" "http://$addr/" "$TMP/looks" 2 4 2>"$TMP/cdp.log" ||
 	fail "chromium: $(tail -5 "$TMP/cdp.log")"
+grep -i "content security policy" "$TMP/cdp.log" && fail "the page breaks its own CSP"
 f1=$(dom_facts "$TMP/looks/dom1.html")
 f2=$(dom_facts "$TMP/looks/dom2.html")
 want=$(cd "$SR" && ls *.vhd | "$PY" -c 'import json,sys; print(json.dumps(sorted(l.rstrip("\n") for l in sys.stdin)))')
@@ -71,6 +72,24 @@ d1=$(json_get "$f1" 'j["done"]') d2=$(json_get "$f2" 'j["done"]')
 [ "$d1" -gt 0 ] && [ "$d2" -gt "$d1" ] || fail "progress did not move: $d1 then $d2"
 mkdir -p "$B/test-logs"
 [ -s "$TMP/looks/shot.png" ] && cp "$TMP/looks/shot.png" "$B/test-logs/gc-web.png" || fail "no screenshot"
+
+# at most 8 event streams: the ninth is refused, and a stream that goes
+# away frees its place (the browser's, gone, is noticed at its next
+# keep-alive, within 5 s)
+sleep 6
+pids=
+for i in $(seq 8); do
+	curl -sN "http://$addr/api/events" >"$TMP/sse$i" 2>/dev/null &
+	pids="$pids $!"
+done
+for i in $(seq 50); do [ "$(grep -l '^event: status' "$TMP"/sse* | wc -l)" -ge 8 ] && break; sleep 0.1; done
+code=$(curl -s -m 5 -o /dev/null -w %{http_code} "http://$addr/api/events")
+[ "$code" = 503 ] || fail "a ninth event stream got $code ($(grep -l "^event: status" "$TMP"/sse* | wc -l) streams open)"
+grep -q '^event: history' "$TMP/sse1" || fail "no history event"
+for p in $pids; do kill "$p"; wait "$p" 2>/dev/null; done
+sleep 6   # the streams' threads notice at their next keep-alive
+code=$(curl -sN -m 2 -o "$TMP/sse9" -w %{http_code} "http://$addr/api/events")
+[ "$code" = 200 ] && grep -q '^event: status' "$TMP/sse9" || fail "streams not freed when their clients left ($code)"
 
 # /api/status is the status of the socket: the GC paused, nothing moves
 "$VHD" gc pause "$SR" || fail "pause"
@@ -90,4 +109,4 @@ if a != b:
     sys.exit(1)
 assert len(a["forest"]) > 12
 PYEOF
-pass "web view: $(json_get "$f1" 'len(j["names"])') VHDs in the tree, hostile names as text, progress $d1 -> $d2 bytes, CSP, /api/status = gc status --json"
+pass "web view: $(json_get "$f1" 'len(j["names"])') VHDs in the tree, hostile names as text, progress $d1 -> $d2 bytes, CSP, 8 streams at most, /api/status = gc status --json"
