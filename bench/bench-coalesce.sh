@@ -12,12 +12,24 @@
 # Writes a Markdown fragment to $B/bench/coalesce.md (BENCH_OUT overrides
 # the directory); prints a summary.  BENCH_QUICK=1 (bench/run.sh): a 64 MiB
 # parent with 16 MiB of data and 200 writes above it.
+#
+# Sector-granular shape (issue 13): a full 1 GiB parent and 4,000 writes of
+# 4-64 KiB plus 0-7 sectors at any sector (guests with 512-byte sectors),
+# beside the same writes at 4 KiB granularity; baselines: dd of the same
+# bytes, the fio replay of the merge's own I/O, and the replay of the I/O a
+# merge through 4 KiB pages must make (merge-iolog.py --pages, O_DIRECT).
+# Writes coalesce-sector.md beside coalesce.md.  BENCH_COALESCE=merge|sector
+# runs one of the two parts (default both).  BENCH_QUICK=1: a 64 MiB parent.
 . "$(dirname "$0")/functions.sh"
 bench_init coalesce
 DIR=$WORK MKCHAIN=$B/tests/mkchain RUNSTAT=$B/tests/runstat
 rm -rf "${DIR:?}"/*
 SIZE=4G BASE_DATA=1G WRITES=13000 COMMIT_WRITES=2600
-[ "$QUICK" = 1 ] && SIZE=64M BASE_DATA=16M WRITES=200 COMMIT_WRITES=40
+SECTOR_SHAPE=(--size 1G --base-data 1G --writes 4000 --seed 13)
+[ "$QUICK" = 1 ] && SIZE=64M BASE_DATA=16M WRITES=200 COMMIT_WRITES=40 \
+	SECTOR_SHAPE=(--size 64M --base-data 64M --writes 250 --seed 13)
+OUT_SECTOR=$FRAGMENTS/coalesce-sector.md
+SHAPES=${BENCH_COALESCE:-all}
 
 # stat FIELD FILE: value of FIELD= in runstat's output
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" "$2"; }
@@ -30,38 +42,49 @@ measure() {
 	echo "$(field wall "$DIR/stat") $(field maxrss_kib "$DIR/stat") $(field written_bytes "$DIR/stat")" >> "$DIR/$name.runs"
 }
 
-# one_shape LEVELS WRITES: build the chain once, keep pristine copies
+# build_shape PROTO LEVELS MKCHAIN-ARGS...: build the chain once into
+# $DIR/PROTO (pristine copies), its bytes present above the base in
+# $DIR/PROTO.present
 build_shape() {
-	rm -rf "$DIR/proto" && mkdir -p "$DIR/proto"
-	"$MKCHAIN" --size "$SIZE" --base-data "$BASE_DATA" --levels "$1" --writes "$2" --touch-all "$DIR/proto" > "$DIR/present" ||
+	local proto=$DIR/$1 levels=$2; shift 2
+	rm -rf "$proto" && mkdir -p "$proto"
+	"$MKCHAIN" --levels "$levels" "$@" "$proto" > "$proto.present" ||
 		{ echo "bench: mkchain failed" >&2; exit 1; }
 }
-restore() {   # a fresh copy of the chain (sparse)
+restore() {   # [PROTO]: a fresh copy of the chain (sparse)
 	rm -rf "$DIR/w" && mkdir "$DIR/w"
-	for f in "$DIR"/proto/*.vhd; do cp --sparse=always "$f" "$DIR/w/"; done
+	for f in "$DIR/${1:-proto}"/*.vhd; do cp --sparse=always "$f" "$DIR/w/"; done
 }
 
-# replay_pattern LEVELS: the same reads and writes as the merge just made
-# (bench/tools/merge-iolog.py, from the merged base and the unchanged
-# layers), replayed by fio on a fresh copy with the base grown to the
-# merged size: the limit of this I/O pattern on this disk.
-replay_pattern() {
+# make_iolog LEVELS NAME [--pages]: the reads and writes the merge just
+# made (bench/tools/merge-iolog.py, from the merged base and the unchanged
+# layers) into $DIR/NAME.iolog, their counts into $DIR/NAME.iocount
+make_iolog() {
 	local layers=() l
 	for l in $(seq "$1" -1 1); do layers+=("$DIR/w/l$l.vhd"); done
-	python3 "$ROOT/bench/tools/merge-iolog.py" "$DIR/w/l0.vhd" "${layers[@]}" > "$DIR/iolog" ||
+	python3 "$ROOT/bench/tools/merge-iolog.py" ${3:-} "$DIR/w/l0.vhd" "${layers[@]}" > "$DIR/$2.iolog" ||
 		{ echo "bench: merge-iolog failed" >&2; exit 1; }
-	echo "$(grep -c ' read ' "$DIR/iolog") $(grep -c ' write ' "$DIR/iolog")" > "$DIR/iocount"
-	local size; size=$(stat -c %s "$DIR/w/l0.vhd")
-	restore
+	echo "$(grep -c ' read ' "$DIR/$2.iolog") $(grep -c ' write ' "$DIR/$2.iolog")" > "$DIR/$2.iocount"
+}
+# replay NAME SIZE [PROTO] [FIO-ARGS...]: replay $DIR/NAME.iolog with fio on
+# a fresh copy with the base grown to SIZE (the merged base's): the limit
+# of this I/O pattern on this disk
+replay() {
+	local name=$1 size=$2 proto=${3:-proto}; shift 3
+	restore "$proto"
 	truncate -s "$size" "$DIR/w/l0.vhd"
-	measure pattern fio --name=pattern --read_iolog="$DIR/iolog" --ioengine=io_uring --iodepth=32 \
-		--replay_no_stall=1 --end_fsync=1 --output=/dev/null
+	measure "$name" fio --name=pattern --read_iolog="$DIR/$name.iolog" --ioengine=io_uring --iodepth=32 \
+		--replay_no_stall=1 --end_fsync=1 --output=/dev/null "$@"
+}
+replay_pattern() {   # LEVELS
+	make_iolog "$1" pattern
+	replay pattern "$(stat -c %s "$DIR/w/l0.vhd")" proto
 }
 
 run_merge_bench() {   # NAME LEVELS WRITES CMD-ARGS...
 	local name=$1 levels=$2 writes=$3; shift 3
-	build_shape "$levels" "$writes"
-	present=$(cat "$DIR/present")
+	build_shape proto "$levels" --size "$SIZE" --base-data "$BASE_DATA" --writes "$writes" --touch-all
+	present=$(cat "$DIR/proto.present")
 	head -c "$present" /dev/urandom > "$DIR/raw.bin"
 	rm -f "$DIR"/*.runs
 	for _ in $(seq "$RUNS"); do
@@ -81,11 +104,82 @@ run_merge_bench() {   # NAME LEVELS WRITES CMD-ARGS...
 		mb = 1048576; best = td < tc ? td : tc
 		printf "| %s | %.0f | %.2f | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %.3f | %.1f |\n",
 		       n, p/mb, t, p/mb/t, p/mb/td, p/mb/tc, p/mb/tp, best/t, td/t, tp/t, wr/p, rss/1024 }' >> "$DIR/table"
-	read -r nr nw < "$DIR/iocount"
+	read -r nr nw < "$DIR/pattern.iocount"
 	echo "- $name: $nr reads and $nw writes (runs of sectors, from the iolog), where dd makes $(( (present + 2097151) / 2097152 )) reads and as many writes of 2 MiB." >> "$DIR/notes"
 }
 
+# sector_round ALIGN: one coalesce of the shape written at ALIGN, then its
+# baselines: the replays of its I/O and dd of the same bytes
+sector_round() {
+	local a=$1 p size; p=$(cat "$DIR/s$a.present")
+	restore "s$a"
+	measure "merge$a" "$VHD" coalesce "$DIR/w/l1.vhd"
+	make_iolog 1 "replay$a"
+	make_iolog 1 "pages$a" --pages
+	size=$(stat -c %s "$DIR/w/l0.vhd")
+	replay "replay$a" "$size" "s$a"
+	replay "pages$a" "$size" "s$a" --direct=1
+	head -c "$p" "$DIR/raw.bin" > "$DIR/raw$a.bin"
+	measure "dd$a" dd if="$DIR/raw$a.bin" of="$DIR/raw.dd" bs=2M iflag=direct oflag=direct conv=fsync status=none
+	rm -f "$DIR/raw.dd" "$DIR/raw$a.bin"
+}
+
+sector_row() {   # ALIGN LABEL
+	local a=$1 p pw nr nw pr; p=$(cat "$DIR/s$a.present")
+	pw=$(awk '$2 == "write" {s += $4} END {print s}' "$DIR/pages$a.iolog")
+	read -r nr nw < "$DIR/replay$a.iocount"
+	read -r pr _ < "$DIR/pages$a.iocount"
+	awk -v l="$2" -v p="$p" -v pw="$pw" -v t="$(median "merge$a")" -v td="$(median "dd$a")" \
+	    -v tr="$(median "replay$a")" -v tp="$(median "pages$a")" -v wr="$(median "merge$a" 3)" \
+	    -v nr="$nr" -v nw="$nw" -v pr="$pr" 'BEGIN {
+		printf "| %s | %.0f | %d | %d | %d | %.3f | %.3f | %.3f | %.3f | %.2f | %.2f | %.2f | %.3f | %.3f |\n",
+		       l, p/1048576, nr, nw, pr - nr, t, td, tr, tp, t/td, tr/t, tp/t, wr/p, pw/p }' >> "$DIR/sector-table"
+}
+
+run_sector_bench() {
+	rm -f "$DIR"/*.runs
+	build_shape s512 1 "${SECTOR_SHAPE[@]}" --align 512
+	build_shape s4096 1 "${SECTOR_SHAPE[@]}" --align 4K
+	head -c "$(sort -n "$DIR/s512.present" "$DIR/s4096.present" | tail -1)" /dev/urandom > "$DIR/raw.bin"
+	for _ in $(seq "$RUNS"); do
+		sector_round 512
+		sector_round 4096
+	done
+	rm -f "$DIR/raw.bin"
+	: > "$DIR/sector-table"
+	sector_row 512 "512-byte sectors"
+	sector_row 4096 "4 KiB pages"
+	{
+		echo "## Coalesce of sector-granular writes"
+		echo
+		echo "\`BENCH=coalesce BENCH_COALESCE=sector sh bench/run.sh\` (bench/bench-coalesce.sh), $(date -u +%Y-%m-%d), $(nproc) cores, kernel $(uname -r),"
+		echo "filesystem $(df -T "$DIR" | awk 'NR==2 {print $2}'), load average $(cut -d" " -f1-3 /proc/loadavg) at the end, $(cache_note); median of $RUNS runs"
+		echo "(each run times the coalesce, then its baselines, one after the other)."
+		echo "Shape: \`mkchain ${SECTOR_SHAPE[*]} --align 512|4K\`: a parent full of data; above it random"
+		echo "writes of 4-64 KiB, either sector-granular (plus 0-7 sectors, at any sector: guests with 512-byte"
+		echo "sectors) or whole 4 KiB pages at page offsets.  Baselines on the same bytes in the same run:"
+		echo "dd = \`dd bs=2M iflag=direct oflag=direct conv=fsync\` of a file of the bytes present;"
+		echo "replay = the merge's own reads and writes (merge-iolog.py) by \`fio --read_iolog --ioengine=io_uring"
+		echo "--iodepth=32 --end_fsync=1\`; pages = the I/O a merge through 4 KiB pages has to make (each"
+		echo "page cut by a write's edge read from the base first, writes rounded out to whole pages:"
+		echo "\`merge-iolog.py --pages\`), replayed the same way with \`--direct=1\`: that I/O without a page cache."
+		echo
+		echo "| writes | MiB present | reads | writes | + page reads | coalesce s | dd s | replay s | pages s | coalesce / dd | vs replay | vs pages | bytes written / present | page-rounded minimum / present |"
+		echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+		cat "$DIR/sector-table"
+		echo
+		echo "Reads and writes: runs of sectors the merge moves; + page reads: the base pages their edges cut."
+		echo "\"vs replay\" and \"vs pages\" are the replay's time / the coalesce's (above 1: the coalesce is faster)."
+		echo "Bytes written: the kernel's write accounting of the coalesce.  Through the page cache of a"
+		echo "filesystem with 4 KiB blocks a write reaches the disk as whole pages, so a sector-granular"
+		echo "shape cannot write less than its page-rounded minimum (last column)."
+	} > "$OUT_SECTOR"
+	cat "$OUT_SECTOR"
+}
+
 : > "$DIR/table"; : > "$DIR/notes"
+[ "$SHAPES" = merge ] || run_sector_bench
+[ "$SHAPES" = sector ] && exit 0
 [ -n "${BENCH_ONLY_COMMIT:-}" ] || run_merge_bench "coalesce (1 layer)" 1 "$WRITES" coalesce "$DIR/w/l1.vhd"
 run_merge_bench "commit (5 layers)" 5 "$COMMIT_WRITES" commit --base "$DIR/w/l0.vhd" "$DIR/w/l5.vhd"
 

@@ -1,7 +1,9 @@
 #!/bin/sh
 # run.sh - run the benchmarks (bench/bench-*.sh, or BENCH=name for one) and
-# rebuild BENCHMARKS.md from their Markdown fragments ($B/bench/*.md; the
-# fragments of benchmarks not run this time are kept).
+# rebuild BENCHMARKS.md from their Markdown fragments ($B/bench/*.md, one
+# "## " section each, NAME.md and NAME-*.md from bench-NAME.sh): the
+# sections they have are replaced, the others kept as they were
+# (bench/tools/splice-fragments.py).
 # BENCH_QUICK=1 (`make check` runs it: tests/test-bench-quick.sh): every
 # benchmark once on small data, its fragment in $B/bench-quick checked to
 # hold its table with a figure in every cell; BENCHMARKS.md is not written.
@@ -40,21 +42,29 @@ for f in bench/bench-*.sh; do
 	echo "== bench $name"
 	B=$B bash "$f" || { echo "bench $name failed"; rc=1; continue; }
 	ran=$((ran + 1))
-	[ "$QUICK" = 1 ] && { has_figures "$BENCH_OUT/$name.md" || rc=1; }
+	if [ "$QUICK" = 1 ]; then
+		for frag in "$BENCH_OUT/$name.md" "$BENCH_OUT/$name"-*.md; do
+			[ -f "$frag" ] || [ "$frag" = "$BENCH_OUT/$name.md" ] || continue
+			has_figures "$frag" || rc=1
+		done
+	fi
 done
 if [ "$QUICK" = 1 ]; then
 	echo "bench quick: $ran benchmarks ran$( [ $rc = 0 ] && echo ", every table filled") (BENCHMARKS.md not written)"
 	exit $rc
 fi
-{
-	echo "# Benchmarks"
-	echo
-	echo "Written by \`make bench\` (bench/run.sh); every figure comes from the command shown with it,"
-	echo "on the machine described, with its baseline measured in the same run."
-	echo
-	for frag in "$B"/bench/*.md; do
-		[ -f "$frag" ] && cat "$frag" && echo
-	done
-} > BENCHMARKS.md
+if [ ! -f BENCHMARKS.md ]; then
+	{
+		echo "# Benchmarks"
+		echo
+		echo "Written by \`make bench\` (bench/run.sh); every figure comes from the command shown with it,"
+		echo "on the machine described, with its baseline measured in the same run."
+		echo
+	} > BENCHMARKS.md
+fi
+set -- "$B"/bench/*.md
+[ -f "$1" ] || set --
+python3 bench/tools/splice-fragments.py BENCHMARKS.md "$@" > "$B/bench/BENCHMARKS.new" &&
+	mv "$B/bench/BENCHMARKS.new" BENCHMARKS.md || rc=1
 echo "BENCHMARKS.md updated"
 exit $rc

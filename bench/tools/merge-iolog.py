@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """merge-iolog.py - the reads and writes a merge must make, as an fio iolog.
 
-Usage: merge-iolog.py MERGED-BASE TOP [LOWER ...] > LOG
+Usage: merge-iolog.py [--pages] MERGED-BASE TOP [LOWER ...] > LOG
 
 MERGED-BASE is the base after `vhd coalesce`/`vhd commit` (its BAT says
 where each block's data went); TOP and the layers below it, down to the
@@ -11,6 +11,11 @@ run of sectors, at the run's place in that layer's file) and written to
 the base block (one write per run of adjacent sectors).  Replaying the log
 with fio times the same I/O pattern without any computation: the limit of
 what a merge of these files can reach on this disk (bench-coalesce.sh).
+
+With --pages, the log is what a merge through a page cache of 4 KiB pages
+must send to the disk: a write that starts or ends inside a page first
+reads that page of the base (once), and writes go out as whole pages.
+Replayed with O_DIRECT, it is that I/O without the page cache's costs.
 
 The files are the benchmark's own generated images; fields are still
 range-checked so that a damaged file ends the script, not the machine.
@@ -75,11 +80,35 @@ def runs(bits, n):
     return out
 
 
+PAGE = 4096
+
+
+def page_writes(path, extents):
+    """Reads of the partial pages at the extents' edges, then the extents
+    rounded out to whole pages (pages shared by two extents once)."""
+    edges, writes = [], []
+    for start, end in extents:
+        for edge in (start, end):
+            page = edge - edge % PAGE
+            if edge % PAGE and page not in edges:
+                edges.append(page)
+        lo, hi = start - start % PAGE, -(-end // PAGE) * PAGE
+        if writes and lo < writes[-1][1]:
+            writes[-1] = (writes[-1][0], hi)
+        else:
+            writes.append((lo, hi))
+    out = [f"{path} read {p} {PAGE}" for p in edges]
+    return out + [f"{path} write {lo} {hi - lo}" for lo, hi in writes]
+
+
 def main():
-    if len(sys.argv) < 3:
+    args = sys.argv[1:]
+    pages = bool(args) and args[0] == "--pages"
+    args = args[1:] if pages else args
+    if len(args) < 2:
         sys.exit(__doc__.split("\n\n")[1])
-    base = Vhd(sys.argv[1])
-    layers = [Vhd(p) for p in sys.argv[2:]]
+    base = Vhd(args[0])
+    layers = [Vhd(p) for p in args[1:]]
     if any(l.spb != base.spb for l in layers):
         sys.exit("layers with different block sizes are not supported here")
     n = base.spb
@@ -99,8 +128,12 @@ def main():
             dst = base.data_at(b)
             if dst is None:
                 sys.exit(f"{base.path}: block {b} is present above but absent in the merged base")
-            for s, c in runs(covered, n):
-                print(f"{base.path} write {dst + s * SECTOR} {c * SECTOR}")
+            extents = [(dst + s * SECTOR, dst + (s + c) * SECTOR) for s, c in runs(covered, n)]
+            if pages:
+                print("\n".join(page_writes(base.path, extents)))
+            else:
+                for start, end in extents:
+                    print(f"{base.path} write {start} {end - start}")
     for f in [base] + layers:
         print(f"{f.path} close")
 
