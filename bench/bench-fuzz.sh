@@ -60,8 +60,8 @@ done
 	echo "|---|---|---|---|---|---|---|---|---|---|"
 	printf '%s' "$rows"
 	echo
-	echo "An hour of \`make fuzz\` (FUZZ_SECONDS=1800 per target) runs about inputs/s x 1800 inputs"
-	echo "of each (\`FUZZ_JOBS=N\`: N workers).  fuzz / replay is the fuzzer's speed as a fraction of"
+	echo "An hour of \`make fuzz\` runs both targets side by side, one per core, for 3600 s: about"
+	echo "inputs per CPU-second x 3600 inputs of each on an idle 2-core machine (\`FUZZ_JOBS=N\`: N workers each).  fuzz / replay is the fuzzer's speed as a fraction of"
 	echo "the uninstrumented code's on the same inputs: the rest of each input's time is the"
 	echo "library's own work (opening, checking, repairing), which no harness can cut without"
 	echo "checking less."

@@ -1,9 +1,13 @@
 #!/bin/sh
-# run.sh - `make fuzz`: build the libFuzzer targets and run each in turn:
+# run.sh - `make fuzz`: build the libFuzzer targets and run them side by
+# side, one per core (each target's output in $B/fuzz/TARGET.log, printed
+# when it ends):
 #   fuzz-open-check  the library (open, map, read, check, repair)
 #   fuzz-vhdutil     vhd-util's parser and its check, query, read, scan
 # Knobs:
-#   FUZZ_SECONDS   how long each target runs (default 1800: an hour for both)
+#   FUZZ_SECONDS   how long each target runs (default 3600: an hour, both
+#                  targets at once on the machine's two cores)
+#   FUZZ_SERIAL    1: one target after the other instead (a one-core machine)
 #   FUZZ_TARGETS   which (default "open-check vhdutil")
 #   FUZZ_JOBS      parallel workers; with more than 1, libFuzzer's fork mode
 #                  goes on after a crash (default 1: stop at the first)
@@ -26,7 +30,9 @@ set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 B=${B:-build}
-SECONDS_=${FUZZ_SECONDS:-1800}
+SECONDS_=${FUZZ_SECONDS:-3600}
+SERIAL=${FUZZ_SERIAL:-0}
+[ "$(nproc)" -ge 2 ] || SERIAL=1
 TARGETS=${FUZZ_TARGETS:-open-check vhdutil}
 JOBS=${FUZZ_JOBS:-1}
 CORPUS_DIR=${FUZZ_CORPUS:-$B/fuzz/corpus}
@@ -57,12 +63,12 @@ shm=/dev/shm; [ -d $shm ] && [ -w $shm ] || shm=${TMPDIR:-/tmp}
 FUZZ_SCRATCH=$(mktemp -d "$shm/vhdkit-fuzz.XXXXXX")
 export FUZZ_SCRATCH
 trap 'rm -rf "$FUZZ_SCRATCH"' EXIT
-rc=0
-for target in $TARGETS; do
+# run_target TARGET: one libFuzzer run; its output to $B/fuzz/TARGET.log
+run_target() {
+	target=$1
 	case $target in
 	open-check) prefix=$ARTIFACTS ;;
 	vhdutil) prefix=${ARTIFACTS}vhdutil- ;;
-	*) echo "fuzz: unknown target $target (open-check, vhdutil)" >&2; exit 2 ;;
 	esac
 	corpus=$CORPUS_DIR/$target
 	mkdir -p "$corpus"
@@ -70,10 +76,33 @@ for target in $TARGETS; do
 		-max_total_time="$SECONDS_" -dict=fuzz/vhd.dict -print_final_stats=1 \
 		-artifact_prefix="$prefix"
 	[ "$JOBS" -gt 1 ] && set -- "$@" -fork="$JOBS" -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1
-	echo "fuzz: $B/fuzz/fuzz-$target for ${SECONDS_}s ($JOBS job(s)); crashes go to ${prefix}*"
-	trc=0
-	"$B/fuzz/fuzz-$target" "$@" "$corpus" "$seeds" fuzz/regressions </dev/null || trc=$?
-	echo "fuzz: fuzz-$target: corpus now $(ls "$corpus" | wc -l) inputs; exit $trc"
-	[ $trc -eq 0 ] || rc=$trc
+	{
+		echo "fuzz: $B/fuzz/fuzz-$target for ${SECONDS_}s ($JOBS job(s)); crashes go to ${prefix}*"
+		trc=0
+		"$B/fuzz/fuzz-$target" "$@" "$corpus" "$seeds" fuzz/regressions </dev/null 2>&1 || trc=$?
+		echo "fuzz: fuzz-$target: corpus now $(ls "$corpus" | wc -l) inputs; exit $trc"
+		exit $trc
+	} >"$B/fuzz/$target.log" 2>&1
+}
+for target in $TARGETS; do
+	case $target in open-check|vhdutil) ;;
+	*) echo "fuzz: unknown target $target (open-check, vhdutil)" >&2; exit 2 ;;
+	esac
+done
+rc=0 pids=
+for target in $TARGETS; do
+	echo "fuzz: fuzz-$target runs ${SECONDS_}s, its output in $B/fuzz/$target.log"
+	if [ "$SERIAL" = 1 ]; then
+		run_target "$target" || rc=$?
+	else
+		run_target "$target" &
+		pids="$pids $!"
+	fi
+done
+for pid in $pids; do
+	wait "$pid" || rc=$?
+done
+for target in $TARGETS; do
+	cat "$B/fuzz/$target.log"
 done
 exit $rc
