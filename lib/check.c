@@ -37,7 +37,6 @@ struct check {
 	uint8_t backup_raw[FOOTER_SIZE];
 	bool primary_bad;          /* the primary footer has a fatal problem */
 	uint32_t blocks;           /* blocks the virtual size covers */
-	uint64_t meta_end;         /* end of the metadata (blktap's "end of headers") */
 	bool geometry_noted;
 	bool *bad_block;           /* BAT entry unusable for data checks */
 	bool batmap_header_found;
@@ -425,65 +424,30 @@ static bool read_bat(struct check *c)
 	return true;
 }
 
-static void check_placement(struct check *c, uint64_t span)
+static void check_placement(struct check *c)
 {
 	struct vhd *v = c->v;
-	struct list head = { 0 }, foot = { 0 };
-	uint64_t eoh = div_round_up(c->meta_end, SECTOR), eof = v->footer_offset / SECTOR;
+	struct list list[2] = { { 0 }, { 0 } };   /* headers, footer */
+	struct rule_input in = block_rule_input(v);
 	for (uint32_t b = 0; b < v->bat_entries; b++) {
-		uint32_t off = v->bat[b];
-		if (off == BAT_UNUSED)
+		if (v->bat[b] == BAT_UNUSED)
 			continue;
-		if (off < eoh) {
-			c->bad_block[b] = true;
-			if (list_room(&head))
-				say(c, FATAL, "block %u (offset 0x%x) clobbers headers", b, off);
-		} else if (off + span > eof) {
-			c->bad_block[b] = true;
-			if (list_room(&foot))
-				say(c, FATAL, "block %u (offset 0x%x) clobbers footer", b, off);
-		}
+		in.block_offset = v->bat[b];
+		const struct rule *r = rule_next_broken(&block_rules, NULL, &in, 0, 0);
+		if (!r)
+			continue;
+		c->bad_block[b] = true;
+		if (list_room(&list[r->id == R_BLOCK_FOOTER]))
+			say(c, FATAL, "block %u (offset 0x%x) %s", b, v->bat[b], r->message);
 	}
-	list_end(c, &head, FATAL, "blocks clobber headers");
-	list_end(c, &foot, FATAL, "blocks clobber the footer");
+	list_end(c, &list[0], FATAL, "blocks clobber headers");
+	list_end(c, &list[1], FATAL, "blocks clobber the footer");
 }
 
-struct entry {
-	uint32_t off, block;
-};
-
-static int cmp_entry(const void *a, const void *b)
+/* The sane allocated blocks in file order. */
+static struct bat_extent *blocks_by_offset(const struct check *c, size_t *n)
 {
-	const struct entry *x = a, *y = b;
-	if (x->off != y->off)
-		return x->off < y->off ? -1 : 1;
-	return x->block < y->block ? -1 : x->block > y->block;
-}
-
-static int cmp_pair(const void *a, const void *b)
-{
-	const struct entry *x = a, *y = b;   /* off = first block, block = second */
-	if (x->off != y->off)
-		return x->off < y->off ? -1 : 1;
-	return x->block < y->block ? -1 : x->block > y->block;
-}
-
-/* The sane allocated blocks in file order (entries sized by their count). */
-static struct entry *blocks_by_offset(const struct check *c, size_t *n)
-{
-	const struct vhd *v = c->v;
-	size_t count = 0;
-	for (uint32_t b = 0; b < v->bat_entries; b++)
-		count += v->bat[b] != BAT_UNUSED && !c->bad_block[b];
-	struct entry *e = xmalloc((count ? count : 1) * sizeof *e);
-	*n = 0;
-	if (!e)
-		return NULL;
-	for (uint32_t b = 0; b < v->bat_entries; b++)
-		if (v->bat[b] != BAT_UNUSED && !c->bad_block[b])
-			e[(*n)++] = (struct entry){ v->bat[b], b };
-	qsort(e, *n, sizeof *e, cmp_entry);
-	return e;
+	return bat_by_offset(c->v->bat, c->v->bat_entries, c->bad_block, n);
 }
 
 /* Sorted by offset, a block overlaps another iff it overlaps its
@@ -494,22 +458,22 @@ static void check_overlaps(struct check *c, uint64_t span)
 	struct vhd *v = c->v;
 	size_t n, np = 0;
 	struct list l = { 0 };
-	struct entry *e = blocks_by_offset(c, &n);
+	struct bat_extent *e = blocks_by_offset(c, &n);
 	if (!e) {
 		say(c, FATAL, "error checking overlaps: %s", vhd_get_error());
 		return;
 	}
 	/* the pairs are stored over the entries already passed */
 	for (size_t k = 1; k < n; k++) {
-		struct entry prev = e[k - 1], cur = e[k];
-		if ((uint64_t)prev.off + span <= cur.off)
+		struct bat_extent prev = e[k - 1], cur = e[k];
+		if (!extents_overlap(&prev, &cur, span))
 			continue;
 		c->bad_block[prev.block] = c->bad_block[cur.block] = true;
 		uint32_t lo = prev.block < cur.block ? prev.block : cur.block;
 		uint32_t hi = prev.block ^ cur.block ^ lo;
-		e[np++] = (struct entry){ lo, hi };   /* np < k: entries no longer needed */
+		e[np++] = (struct bat_extent){ lo, hi };   /* np < k: entries no longer needed */
 	}
-	qsort(e, np, sizeof *e, cmp_pair);
+	sort_extents(e, np);   /* the pairs (off = first block, block = second) in order */
 	for (size_t k = 0; k < np; k++)
 		if (list_room(&l))
 			say(c, PROBLEM, "block %u (offset 0x%x) clobbers block %u (offset 0x%x)",
@@ -533,9 +497,9 @@ static void check_bat(struct check *c)
 	if (c->batmap_header_found && batmap_tests(c, false))
 		say(c, PROBLEM, "error calculating end of metadata: %d (the batmap is invalid)",
 		    -EINVAL);
-	c->meta_end = vhd_metadata_end(v);
+
 	uint64_t span = block_span(v) / SECTOR;
-	check_placement(c, span);
+	check_placement(c);
 	check_overlaps(c, span);
 }
 
@@ -781,7 +745,7 @@ static int check_data(struct check *c)
 	struct data_scan s = { .progress = { .phase = "data", .top = v->path, .eta = -1 } };
 	size_t n;
 	int rc = -1;
-	struct entry *e = blocks_by_offset(c, &n);
+	struct bat_extent *e = blocks_by_offset(c, &n);
 	s.map = xmalloc(v->bitmap_bytes);
 	s.data = xmalloc(v->header.block_size);
 	if (!e || !s.map || !s.data)

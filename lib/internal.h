@@ -133,6 +133,9 @@ struct rule_input {
 	uint32_t now;           /* VHD time now (rule_now()) */
 	bool batmap_sum_known;  /* the map was read: */
 	uint32_t batmap_sum;    /* its checksum */
+	/* one BAT entry, in sectors: where blocks may start and must end by */
+	uint32_t block_offset;
+	uint64_t data_start, data_limit, span;
 };
 
 struct rule {
@@ -160,6 +163,7 @@ enum rule_id {
 	R_BATMAP_SIZE_BAT, R_BATMAP_OFFSET, R_BATMAP_OVER_HEADER, R_BATMAP_SIZE,
 	R_LOCATOR_CODE, R_LOCATOR_NULL, R_LOCATOR_OFFSET, R_LOCATOR_SPACE, R_LOCATOR_LEN,
 	R_LOCATOR_SIZE, R_LOCATOR_RESERVED,
+	R_BLOCK_HEADERS, R_BLOCK_FOOTER,
 };
 
 /* footer (blktap: "primary/backup footer invalid"), header ("header is
@@ -167,7 +171,26 @@ enum rule_id {
  * header ("batmap is invalid"), one parent locator ("invalid parent
  * locator N"). */
 extern const struct rule_table footer_rules, header_rules, parent_rules, batmap_rules,
-	locator_rules;
+	locator_rules, block_rules;
+/* block_rules' input for V: the blocks lie between the end of its
+ * metadata and its primary footer (block_offset is the caller's). */
+struct rule_input block_rule_input(const struct vhd *v);
+
+/* The allocated BAT entries (of the first N; SKIP, when not NULL, leaves
+ * out block b where SKIP[b]) sorted by offset, then block: caller frees.
+ * Two blocks overlap iff they overlap a neighbour in this order. */
+struct bat_extent {
+	uint32_t off, block;
+};
+struct bat_extent *bat_by_offset(const uint32_t *bat, uint32_t n, const bool *skip,
+                                 size_t *count);
+void sort_extents(struct bat_extent *e, size_t n);   /* by off, then block */
+/* Does block B, SPAN sectors long, start before block A (sorted before it) ends? */
+static inline bool extents_overlap(const struct bat_extent *a, const struct bat_extent *b,
+                                   uint64_t span)
+{
+	return (uint64_t)a->off + span > b->off;
+}
 
 /* The next rule of T after AFTER (NULL: the first) that IN breaks, among
  * those with every flag of WANT and none of SKIP; NULL when none. */

@@ -114,50 +114,33 @@ static int load_batmap(struct vhd *v)
 
 static int check_bat_entries(struct vhd *v)
 {
-	uint64_t meta_end = vhd_metadata_end(v);
+	struct rule_input in = block_rule_input(v);
 	for (uint32_t b = 0; b < v->bat_entries; b++) {
 		if (v->bat[b] == BAT_UNUSED)
 			continue;
-		uint64_t start = (uint64_t)v->bat[b] * SECTOR;
-		uint64_t end = start + v->bitmap_bytes + v->header.block_size;
-		if (start < meta_end)
-			return vhd_error(EBADMSG, "%s: block %u: BAT entry 0x%x points into the metadata",
-			                  v->path, b, v->bat[b]);
-		if (end > v->footer_offset)
-			return vhd_error(EBADMSG, "%s: block %u: BAT entry 0x%x points past end of file",
-			                  v->path, b, v->bat[b]);
+		in.block_offset = v->bat[b];
+		const char *why = rule_first_broken(&block_rules, &in, RULE_READ, 0);
+		if (why)
+			return vhd_error(VHD_EDAMAGED, "%s: block %u (offset 0x%x) %s", v->path, b,
+			                 v->bat[b], why);
 	}
 	return 0;
-}
-
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-	return x < y ? -1 : x > y;
 }
 
 /* Blocks sorted by offset must each end before the next starts: O(n log n). */
 static int check_bat_overlaps(struct vhd *v)
 {
-	uint32_t *sorted = xmalloc((size_t)v->bat_entries * 4 + 4);
-	uint32_t n = 0;
-	if (!sorted)
-		return -1;
-	for (uint32_t b = 0; b < v->bat_entries; b++)
-		if (v->bat[b] != BAT_UNUSED)
-			sorted[n++] = v->bat[b];
-	qsort(sorted, n, 4, cmp_u32);
-	uint64_t span = (v->bitmap_bytes + (uint64_t)v->header.block_size) / SECTOR;
-	for (uint32_t i = 1; i < n; i++) {
-		if ((uint64_t)sorted[i - 1] + span > sorted[i]) {
-			uint32_t a = sorted[i - 1], b = sorted[i];
-			free(sorted);
-			return vhd_error(EBADMSG, "%s: blocks at sectors 0x%x and 0x%x overlap", v->path,
-			                  a, b);
-		}
-	}
-	free(sorted);
-	return 0;
+	size_t n;
+	struct bat_extent *e = bat_by_offset(v->bat, v->bat_entries, NULL, &n);
+	uint64_t span = block_span(v) / SECTOR;
+	int rc = e ? 0 : -1;
+	for (size_t i = 1; !rc && i < n; i++)
+		if (extents_overlap(&e[i - 1], &e[i], span))
+			rc = vhd_error(VHD_EDAMAGED, "%s: block %u (offset 0x%x) clobbers block %u "
+			               "(offset 0x%x)", v->path, e[i - 1].block, e[i - 1].off,
+			               e[i].block, e[i].off);
+	free(e);
+	return rc;
 }
 
 /* Footers are updated primary first, then the backup at offset 0: a crash

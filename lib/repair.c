@@ -227,27 +227,22 @@ static int survey_batmap_header(struct repair *r)
 	return 0;
 }
 
-static int cmp_extent(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-/* Adjacent blocks by offset must not overlap.  EXT holds (start << 32 | block)
- * pairs in units that keep the order: start is a sector number. */
-static int survey_overlaps(struct repair *r, uint64_t *ext, uint32_t n)
+/* Blocks adjacent by offset must not overlap. */
+static int survey_overlaps(struct repair *r)
 {
 	struct vhd *v = r->v;
 	uint64_t span = block_span(v) / SECTOR;
-	qsort(ext, n, sizeof *ext, cmp_extent);
-	for (uint32_t i = 1; i < n; i++) {
-		uint32_t a = (uint32_t)ext[i - 1], b = (uint32_t)ext[i];
-		if ((ext[i - 1] >> 32) + span > ext[i] >> 32)
-			return refuse(r, "blocks %u and %u overlap (BAT entries 0x%x and 0x%x): writing "
-			              "either would destroy the other's data, and which one owns it "
-			              "cannot be known", a, b, v->bat[a], v->bat[b]);
-	}
-	return 0;
+	size_t n;
+	struct bat_extent *e = bat_by_offset(v->bat, v->bat_entries, NULL, &n);
+	int rc = e ? 0 : -1;
+	for (size_t i = 1; !rc && i < n; i++)
+		if (extents_overlap(&e[i - 1], &e[i], span))
+			rc = refuse(r, "blocks %u and %u overlap (BAT entries 0x%x and 0x%x): writing "
+			            "either would destroy the other's data, and which one owns it "
+			            "cannot be known", e[i - 1].block, e[i].block, e[i - 1].off,
+			            e[i].off);
+	free(e);
+	return rc;
 }
 
 static void plan_lost_blocks(struct repair *r)
@@ -271,25 +266,21 @@ static void plan_lost_blocks(struct repair *r)
 static int survey_blocks(struct repair *r)
 {
 	struct vhd *v = r->v;
-	uint64_t meta_end = vhd_metadata_end(v);
+	struct rule_input in = block_rule_input(v);
 	uint64_t span = block_span(v);
-	uint64_t *ext = xmalloc((size_t)v->bat_entries * sizeof *ext + sizeof *ext);
 	uint64_t cut_bytes = 0;
-	uint32_t n = 0;
-	int rc = -1;
 
-	if (!ext || !(r->lost = xmalloc((size_t)v->bat_entries * 4 + 4)))
-		goto out;
+	if (!(r->lost = xmalloc((size_t)v->bat_entries * 4 + 4)))
+		return -1;
 	for (uint32_t b = 0; b < v->bat_entries; b++) {
 		if (v->bat[b] == BAT_UNUSED)
 			continue;
 		uint64_t start = (uint64_t)v->bat[b] * SECTOR, end = start + span;
-		if (start < meta_end) {
-			refuse(r, "block %u: BAT entry 0x%x points into the metadata (which ends at "
-			       "byte %llu): where the block's data is cannot be known", b, v->bat[b],
-			       ull(meta_end));
-			goto out;
-		}
+		in.block_offset = v->bat[b];
+		if (rule_broken(&block_rules, R_BLOCK_HEADERS, &in))
+			return refuse(r, "block %u: BAT entry 0x%x points into the metadata (which ends "
+			              "at byte %llu): where the block's data is cannot be known", b,
+			              v->bat[b], ull(vhd_metadata_end(v)));
 		if (start + v->bitmap_bytes > r->avail) {
 			r->lost[r->nlost++] = b;
 			continue;
@@ -299,24 +290,20 @@ static int survey_blocks(struct repair *r)
 				r->first_cut = b;
 			cut_bytes += end - (r->avail & ~(uint64_t)(SECTOR - 1));
 		}
-		ext[n++] = (uint64_t)v->bat[b] << 32 | b;
 	}
-	if (survey_overlaps(r, ext, n))
-		goto out;
 	if (r->nlost)
 		plan_lost_blocks(r);
 	for (uint32_t i = 0; i < r->nlost; i++)   /* from now on they are unallocated */
 		v->bat[r->lost[i]] = BAT_UNUSED;
+	if (survey_overlaps(r))
+		return -1;
 	r->data_end = vhd_data_end(v, r->avail);
 	if (r->ncut)
 		plan(r, S_CUT_BLOCKS, "block %u%s cut short: the file was truncated at %llu bytes, "
 		     "so the last %llu KiB of %s data are lost and now read as zeros",
 		     r->first_cut, r->ncut > 1 ? " and others" : "", ull(v->file_size),
 		     ull(cut_bytes / 1024), r->ncut > 1 ? "their" : "its");
-	rc = 0;
-out:
-	free(ext);
-	return rc;
+	return 0;
 }
 
 /* Why the batmap's "full" bit for BLOCK is wrong, or NULL if it is right. */

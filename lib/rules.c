@@ -367,12 +367,62 @@ static const struct rule locator_list[] = {
 	{ R_LOCATOR_RESERVED, RULE_BLKTAP, "invalid reserved bits", l_reserved },
 };
 
+/* one BAT entry ("block N (offset 0xX) clobbers ...") */
+static bool b_headers(const struct rule_input *in) { return in->block_offset < in->data_start; }
+static bool b_footer(const struct rule_input *in)
+{
+	return !b_headers(in) && in->block_offset + in->span > in->data_limit;
+}
+
+static const struct rule block_list[] = {
+	{ R_BLOCK_HEADERS, RULE_BLKTAP | RULE_READ, "clobbers headers", b_headers },
+	{ R_BLOCK_FOOTER, RULE_BLKTAP | RULE_READ, "clobbers footer", b_footer },
+};
+
+struct rule_input block_rule_input(const struct vhd *v)
+{
+	return (struct rule_input){ .data_start = div_round_up(vhd_metadata_end(v), SECTOR),
+	                            .data_limit = v->footer_offset / SECTOR,
+	                            .span = block_span(v) / SECTOR };
+}
+
+static int cmp_extent(const void *a, const void *b)
+{
+	const struct bat_extent *x = a, *y = b;
+	if (x->off != y->off)
+		return x->off < y->off ? -1 : 1;
+	return x->block < y->block ? -1 : x->block > y->block;
+}
+
+void sort_extents(struct bat_extent *e, size_t n)
+{
+	qsort(e, n, sizeof *e, cmp_extent);
+}
+
+struct bat_extent *bat_by_offset(const uint32_t *bat, uint32_t n, const bool *skip,
+                                 size_t *count)
+{
+	size_t k = 0;
+	for (uint32_t b = 0; b < n; b++)
+		k += bat[b] != BAT_UNUSED && !(skip && skip[b]);
+	struct bat_extent *e = xmalloc((k ? k : 1) * sizeof *e);
+	*count = 0;
+	if (!e)
+		return NULL;
+	for (uint32_t b = 0; b < n; b++)
+		if (bat[b] != BAT_UNUSED && !(skip && skip[b]))
+			e[(*count)++] = (struct bat_extent){ bat[b], b };
+	sort_extents(e, *count);
+	return e;
+}
+
 #define TABLE(list) { list, sizeof list / sizeof list[0] }
 const struct rule_table footer_rules = TABLE(footer_list);
 const struct rule_table header_rules = TABLE(header_list);
 const struct rule_table parent_rules = TABLE(parent_list);
 const struct rule_table batmap_rules = TABLE(batmap_list);
 const struct rule_table locator_rules = TABLE(locator_list);
+const struct rule_table block_rules = TABLE(block_list);
 
 const struct rule *rule_next_broken(const struct rule_table *t, const struct rule *after,
                                     const struct rule_input *in, int want, int skip)

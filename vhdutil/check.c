@@ -132,16 +132,6 @@ static const char *differencing_problem(const struct vu_ctx *c, const struct che
 	return rule_first_broken(&parent_rules, &in, RULE_BLKTAP, o->ignore_time ? RULE_CLOCK : 0);
 }
 
-struct bat_entry {
-	uint32_t off, block;
-};
-
-static int cmp_entry(const void *a, const void *b)
-{
-	const struct bat_entry *x = a, *y = b;
-	return x->off < y->off ? -1 : x->off > y->off;
-}
-
 static bool near(uint32_t a, uint32_t b, uint32_t span)
 {
 	return (a > b ? a - b : b - a) < span;
@@ -150,20 +140,16 @@ static bool near(uint32_t a, uint32_t b, uint32_t span)
 /* overlaps[i]: block i overlaps another; found by sorting, O(n log n). */
 static bool *find_overlaps(const struct vu_ctx *c, uint32_t blocks, uint32_t span)
 {
-	struct bat_entry *e = malloc(((size_t)blocks + 1) * sizeof *e);
+	size_t n;
+	struct bat_extent *e = bat_by_offset(c->bat, blocks, NULL, &n);
 	bool *overlaps = calloc((size_t)blocks + 1, 1);
-	size_t n = 0;
 	if (!e || !overlaps) {
 		free(e);
 		free(overlaps);
 		return NULL;
 	}
-	for (uint32_t i = 0; i < blocks; i++)
-		if (c->bat[i] != BAT_UNUSED)
-			e[n++] = (struct bat_entry){ c->bat[i], i };
-	qsort(e, n, sizeof *e, cmp_entry);
 	for (size_t k = 1; k < n; k++)
-		if (near(e[k - 1].off, e[k].off, span))
+		if (extents_overlap(&e[k - 1], &e[k], span))
 			overlaps[e[k - 1].block] = overlaps[e[k].block] = true;
 	free(e);
 	return overlaps;
@@ -245,14 +231,13 @@ static struct image_stats *stats_add(struct check_opts *o, const struct vu_ctx *
 static int check_block_place(const struct vu_ctx *c, const struct check_opts *o, uint32_t i,
                              uint64_t eoh, uint64_t eof, const bool *overlaps)
 {
-	uint32_t off = c->bat[i], span = c->spb + c->bm_secs;
-	if (off < eoh) {
-		printf("block %u (offset 0x%x) clobbers headers\n", i, off);
-		return -EINVAL;
-	}
-	if ((uint64_t)off + span > eof &&
-	    !(o->primary_missing && o->ignore_footer && (uint64_t)off + span == eof + 1)) {
-		printf("block %u (offset 0x%x) clobbers footer\n", i, off);
+	uint32_t span = c->spb + c->bm_secs;
+	bool lost_footer = o->primary_missing && o->ignore_footer;
+	struct rule_input in = { .block_offset = c->bat[i], .data_start = eoh,
+	                         .data_limit = eof + lost_footer, .span = span };
+	const char *why = rule_first_broken(&block_rules, &in, RULE_BLKTAP, 0);
+	if (why) {
+		printf("block %u (offset 0x%x) %s\n", i, c->bat[i], why);
 		return -EINVAL;
 	}
 	if (overlaps && overlaps[i])

@@ -2,6 +2,7 @@
  * batmap header and locator break no rule; each damage breaks the rule it
  * should, first, in blktap's words, and only reading's rules stop a read;
  * the derived quantities (locator bytes, BAT end, data end). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -207,6 +208,33 @@ static void test_locator(void)
 	      "an empty locator with fields");
 }
 
+/* ---- BAT entries: placement, and overlaps by sorting -------------------- */
+static void test_blocks(void)
+{
+	struct rule_input in = { .data_start = 8, .data_limit = 100, .span = 10 };
+	static const struct { uint32_t off; const char *why; } cases[] = {
+		{ 7, "clobbers headers" }, { 8, NULL }, { 90, NULL }, { 91, "clobbers footer" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		in.block_offset = cases[i].off;
+		const char *why = rule_first_broken(&block_rules, &in, 0, 0);
+		CHECK(same(why, cases[i].why), "block at sector %u: '%s', expected '%s'",
+		      cases[i].off, why, cases[i].why);
+	}
+	uint32_t bat[6] = { 50, BAT_UNUSED, 20, 59, 30, 20 };
+	bool skip[6] = { false, false, false, false, true, false };
+	size_t n;
+	struct bat_extent *e = bat_by_offset(bat, 6, skip, &n);
+	CHECK(e && n == 4, "4 allocated blocks not skipped, got %zu", n);
+	static const struct bat_extent want[] = { { 20, 2 }, { 20, 5 }, { 50, 0 }, { 59, 3 } };
+	for (size_t k = 0; e && k < n && k < 4; k++)
+		CHECK(e[k].off == want[k].off && e[k].block == want[k].block,
+		      "extent %zu: block %u at %u", k, e[k].block, e[k].off);
+	CHECK(e && extents_overlap(&e[0], &e[1], 10) && !extents_overlap(&e[1], &e[2], 10) &&
+	      extents_overlap(&e[2], &e[3], 10), "neighbours overlap where they share sectors");
+	free(e);
+}
+
 /* ---- derived quantities ------------------------------------------------ */
 static void test_derived(void)
 {
@@ -249,6 +277,7 @@ int main(void)
 	test_parent_fields();
 	test_batmap();
 	test_locator();
+	test_blocks();
 	test_derived();
 	return unit_done("test-rules");
 }
