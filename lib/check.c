@@ -660,7 +660,7 @@ static void locate_lost_footer(struct check *c)
 	struct vhd *v = c->v;
 	uint8_t raw[FOOTER_SIZE];
 	/* where vhd repair puts it: the whole file may hold data */
-	uint64_t end = vhd_data_end(v, v->file_size & ~(uint64_t)(SECTOR - 1));
+	uint64_t end = vhd_data_end(v, whole_sectors(v->file_size));
 	if (end + FOOTER_SIZE > v->file_size) {
 		say(c, NOTE, "the file (%llu bytes) ends before its data and footer (%llu bytes): "
 		    "truncated?", (unsigned long long)v->file_size,

@@ -354,6 +354,11 @@ uint64_t batmap_checksum_bytes(const struct vhd *v);
 uint64_t locator_bytes(const struct vhd_locator *l);
 /* bat_entries, block_sectors and bitmap_bytes from V's header. */
 void vhd_set_block_layout(struct vhd *v);
+/* The whole sectors of SIZE bytes (a file's bytes that may hold data), and
+ * where vhdkit reads the primary footer of a file of FILE_SIZE bytes (at
+ * least FOOTER_SIZE): its last whole sector. */
+uint64_t whole_sectors(uint64_t size);
+uint64_t primary_footer_offset(uint64_t file_size);
 /* A header at DATA_OFFSET (a footer's field) is sector-aligned and ends by LIMIT. */
 bool header_placed(uint64_t data_offset, uint64_t limit);
 /* Bytes of one block in the file: bitmap and data. */

@@ -18,7 +18,7 @@ static int load_footer(struct vhd *v, bool lax)
 	if (v->file_size < FOOTER_SIZE)
 		return vhd_error(EBADMSG, "%s: file of %llu bytes is too small for a VHD", v->path,
 		                  (unsigned long long)v->file_size);
-	v->footer_offset = (v->file_size & ~(uint64_t)(SECTOR - 1)) - FOOTER_SIZE;
+	v->footer_offset = primary_footer_offset(v->file_size);
 	if (read_at(v->fd, v->path, buf, FOOTER_SIZE, v->footer_offset))
 		return -1;
 	footer_decode(&v->footer, buf);

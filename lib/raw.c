@@ -52,7 +52,7 @@ static const char *raw_fd_problem(int fd, const char *path)
 	if (fd_size(fd, path, &size, &blk))
 		return "cannot get its size";
 	if (size >= FOOTER_SIZE &&
-	    (footer_at(fd, (size & ~(uint64_t)(SECTOR - 1)) - FOOTER_SIZE, true) ||
+	    (footer_at(fd, primary_footer_offset(size), true) ||
 	     footer_at(fd, 0, false)))
 		return "it is a VHD (it has a valid VHD footer), not a raw image";
 	return NULL;

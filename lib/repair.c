@@ -288,7 +288,7 @@ static int survey_blocks(struct repair *r)
 		if (end > r->avail) {
 			if (!r->ncut++)
 				r->first_cut = b;
-			cut_bytes += end - (r->avail & ~(uint64_t)(SECTOR - 1));
+			cut_bytes += end - whole_sectors(r->avail);
 		}
 	}
 	if (r->nlost)
@@ -572,7 +572,7 @@ static int survey_dynamic(struct repair *r, const uint8_t *raw, bool chose_end)
 	reset_plan(r);
 	memcpy(r->chosen, raw, FOOTER_SIZE);
 	footer_decode(&v->footer, raw);
-	r->avail = r->end_why ? v->file_size & ~(uint64_t)(SECTOR - 1) : r->end_off;
+	r->avail = r->end_why ? whole_sectors(v->file_size) : r->end_off;
 	v->footer_offset = r->avail;
 	if (survey_header(r) || survey_bat(r) || survey_batmap_header(r) || survey_blocks(r) ||
 	    survey_batmap(r) || survey_parent(r) || plan_primary(r, chose_end))
@@ -649,7 +649,7 @@ static int survey(struct repair *r)
 	if (v->file_size < FOOTER_SIZE)
 		return vhd_error(EBADMSG, "%s: not a VHD: a file of %llu bytes is too small", v->path,
 		                  ull(v->file_size));
-	r->end_off = (v->file_size & ~(uint64_t)(SECTOR - 1)) - FOOTER_SIZE;
+	r->end_off = primary_footer_offset(v->file_size);
 	if (read_at(v->fd, v->path, r->end_raw, FOOTER_SIZE, r->end_off) ||
 	    read_at(v->fd, v->path, r->backup_raw, FOOTER_SIZE, 0))
 		return -1;
@@ -715,7 +715,7 @@ static int fix_metadata(struct repair *r, vhd_problem_fn fn, void *opaque)
 static int zero_torn_sector(struct repair *r)
 {
 	struct vhd *v = r->v;
-	uint64_t torn = v->file_size & ~(uint64_t)(SECTOR - 1);
+	uint64_t torn = whole_sectors(v->file_size);
 	if (!r->ncut || !r->end_why || torn == v->file_size)
 		return 0;
 	uint8_t zeros[SECTOR] = { 0 };

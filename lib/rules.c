@@ -63,6 +63,16 @@ void vhd_set_block_layout(struct vhd *v)
 	v->bitmap_bytes = (uint32_t)round_up(div_round_up(v->block_sectors, 8), SECTOR);
 }
 
+uint64_t whole_sectors(uint64_t size)
+{
+	return size & ~(uint64_t)(SECTOR - 1);
+}
+
+uint64_t primary_footer_offset(uint64_t file_size)
+{
+	return whole_sectors(file_size) - FOOTER_SIZE;
+}
+
 bool header_placed(uint64_t data_offset, uint64_t limit)
 {
 	return !(data_offset % SECTOR) && !past(data_offset, HEADER_SIZE, limit);
