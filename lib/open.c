@@ -120,9 +120,12 @@ static int check_bat_entries(struct vhd *v)
 			continue;
 		in.block_offset = v->bat[b];
 		const char *why = rule_first_broken(&block_rules, &in, RULE_READ, 0);
+		/* blktap's words, and what they mean for a reader of the file */
+		const char *past = rule_broken(&block_rules, R_BLOCK_FOOTER, &in)
+		                       ? ": BAT entry points past end of file" : "";
 		if (why)
-			return vhd_error(VHD_EDAMAGED, "%s: block %u (offset 0x%x) %s", v->path, b,
-			                 v->bat[b], why);
+			return vhd_error(VHD_EDAMAGED, "%s: block %u (offset 0x%x) %s%s", v->path, b,
+			                 v->bat[b], why, past);
 	}
 	return 0;
 }
