@@ -30,7 +30,6 @@ struct vhd *vhd_alloc_handle(void)
 		pthread_mutex_init(&v->cache[i].lock, NULL);
 	}
 	pthread_mutex_init(&v->meta_lock, NULL);
-	vhd_layer_maps_init(v);
 	return v;
 }
 
@@ -45,7 +44,6 @@ void vhd_free(struct vhd *v)
 		pthread_mutex_destroy(&v->cache[i].lock);
 	}
 	pthread_mutex_destroy(&v->meta_lock);
-	vhd_layer_maps_free(v);
 	free(v->bat);
 	free(v->batmap);
 	free(v->zero_block);

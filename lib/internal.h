@@ -266,17 +266,6 @@ struct bitmap_slot {
 	                          the concurrent I/O paths (vhd_bitmap_lock) */
 };
 
-/* Which layer of the chain holds each sector of one block of the leaf
- * (layermap.c): built on the first read of the block, dropped when a write
- * changes the leaf's bitmap.  LAYER_MAP_NONE: no layer, zeros. */
-#define LAYER_MAP_CACHE 64
-#define LAYER_MAP_NONE 255
-struct layer_map_slot {
-	uint32_t block;        /* BAT_UNUSED when empty */
-	uint8_t *layer;        /* block_sectors entries, layer index or LAYER_MAP_NONE */
-	pthread_mutex_t lock;  /* held while the slot is built, read or dropped */
-};
-
 struct vhd {
 	char *path;
 	int fd;
@@ -304,9 +293,6 @@ struct vhd {
 	 * file_size, the BAT entry, batmap bytes) between I/O threads.  Lock
 	 * order: a bitmap slot's lock, then this one. */
 	pthread_mutex_t meta_lock;
-	/* Deep chains: the per-block layer maps of this handle as the leaf
-	 * (used only when it has a parent; see layermap.c). */
-	struct layer_map_slot lmap[LAYER_MAP_CACHE];
 	uint8_t *zero_block;       /* lazily allocated zero buffer (block_size) */
 
 	char *parent_name;         /* UTF-8 of header.parent_name */
@@ -441,22 +427,6 @@ int vhd_allocate_block(struct vhd *v, uint32_t block);
  * (0 = V) with *FROM to the file, or *LAYER to NO_LAYER when none of those
  * layers has it (zeros, or the layers below).  Returns 0, or -1 on error. */
 #define NO_LAYER (-1)
-/* The same answer walking every layer's bitmap, without the layer maps
- * (layermap.c builds them with it). */
-int vhd_walk_source(struct vhd *v, uint64_t sector, uint64_t max, uint64_t *run,
-                    struct vhd **from, int *layer, unsigned layers);
-/* Layer maps (layermap.c).  vhd_mapped_source answers vhd_find_source for
- * the whole chain from V's map of the block (building it if needed); 1 when
- * V has no use for maps (no parent, a fixed or raw leaf, too deep), 0 or
- * -1.  vhd_layer_map_forget drops BLOCK's map: call it after a change to
- * V's bitmap of BLOCK, once the bitmap lock is released; _all for changes
- * to the whole handle (repair, a new parent). */
-int vhd_mapped_source(struct vhd *v, uint64_t sector, uint64_t max, uint64_t *run,
-                      struct vhd **from, int *layer);
-void vhd_layer_map_forget(struct vhd *v, uint32_t block);
-void vhd_layer_map_forget_all(struct vhd *v);
-void vhd_layer_maps_init(struct vhd *v);
-void vhd_layer_maps_free(struct vhd *v);
 int vhd_find_source(struct vhd *v, uint64_t sector, uint64_t max, uint64_t *run,
                     struct vhd **from, int *layer, unsigned layers);
 /* Read N sectors of V's own data at virtual SECTOR (V must hold them). */

@@ -28,17 +28,6 @@ static int check_range(const struct vhd *v, uint64_t count, uint64_t offset)
 int vhd_find_source(struct vhd *v, uint64_t sector, uint64_t max, uint64_t *run,
                     struct vhd **from, int *layer, unsigned layers)
 {
-	if (layers == UINT_MAX) {
-		int rc = vhd_mapped_source(v, sector, max, run, from, layer);
-		if (rc <= 0)
-			return rc;
-	}
-	return vhd_walk_source(v, sector, max, run, from, layer, layers);
-}
-
-int vhd_walk_source(struct vhd *v, uint64_t sector, uint64_t max, uint64_t *run,
-                    struct vhd **from, int *layer, unsigned layers)
-{
 	uint64_t vs = virtual_sectors(v);
 	*layer = NO_LAYER;
 	if (sector >= vs) {          /* beyond a smaller parent: zeros */
@@ -86,7 +75,7 @@ int vhd_walk_source(struct vhd *v, uint64_t sector, uint64_t max, uint64_t *run,
 	}
 	uint64_t prun;
 	int below;
-	if (vhd_walk_source(v->parent, sector, *run, &prun, from, &below, layers - 1))
+	if (vhd_find_source(v->parent, sector, *run, &prun, from, &below, layers - 1))
 		return -1;
 	*run = prun;
 	*layer = below == NO_LAYER ? NO_LAYER : below + 1;
@@ -249,15 +238,12 @@ static int mark_present(struct vhd *v, uint32_t block, uint64_t in, uint64_t n)
 	if (!map)
 		return -1;
 	int rc = 0;
-	bool changed = bit_find(map, in, in + n, false) != in + n;
-	if (changed) {
+	if (bit_find(map, in, in + n, false) != in + n) {
 		for (uint64_t i = in; i < in + n; i++)
 			bit_set(map, i);
 		rc = store_bitmap_or_forget(v, block);
 	}
 	vhd_bitmap_unlock(v, block);
-	if (changed)
-		vhd_layer_map_forget(v, block);
 	return rc;
 }
 
@@ -368,8 +354,7 @@ static int unmark_piece(struct vhd *v, uint32_t block, uint64_t in, uint64_t n, 
 	if (!map)
 		return -1;
 	int rc = 0;
-	bool changed = bit_find(map, in, in + n, true) != in + n;
-	if (changed) {
+	if (bit_find(map, in, in + n, true) != in + n) {
 		rc = punch_or_write_zeros(v, block_data_offset(v, block) + in * SECTOR, n * SECTOR);
 		if (!rc) {
 			for (uint64_t i = in; i < in + n; i++)
@@ -378,8 +363,6 @@ static int unmark_piece(struct vhd *v, uint32_t block, uint64_t in, uint64_t n, 
 		}
 	}
 	vhd_bitmap_unlock(v, block);
-	if (changed)   /* the punch alone changes what the leaf reads */
-		vhd_layer_map_forget(v, block);
 	return rc;
 }
 

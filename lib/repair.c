@@ -551,7 +551,6 @@ static void reset_plan(struct repair *r)
 	struct vhd *v = r->v;
 	for (int i = 0; i < BITMAP_CACHE; i++)
 		v->cache[i].block = BAT_UNUSED;
-	vhd_layer_map_forget_all(v);
 	free(v->bat);
 	free(v->batmap);
 	free(r->lost);

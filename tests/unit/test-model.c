@@ -8,8 +8,6 @@
  * batch the handles are closed and reopened and every level is compared
  * with the model: the whole disk, random ranges, vhd_is_zero, each file's
  * own extents (vhd_map) and the exactness of its bitmaps and batmap.
- * After every write, the live handle reads the written range and a range
- * of its block back (so that a stale per-block layer map would show).
  *
  * Usage: test-model [--seed N] [--writes N]   (or VHDKIT_SEED=N)
  * The seed is printed first; rerun with it to replay a failure.
@@ -41,7 +39,6 @@ struct model {
 	uint64_t rng;
 	unsigned long writes, sectors_written, checks;
 	unsigned full_blocks[LEVELS];   /* at the last check */
-	uint64_t last_sector, last_n;   /* the last write */
 };
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -124,8 +121,6 @@ static void write_range(struct model *m, vhd_t *v, int level, uint64_t sector, u
 	free(buf);
 	m->writes++;
 	m->sectors_written += n;
-	m->last_sector = sector;
-	m->last_n = n;
 }
 
 /* Mostly small writes, a third up to 300 sectors; a quarter start near a
@@ -181,19 +176,6 @@ static void compare(const struct model *m, vhd_t *v, int level, uint64_t sector,
 			die("%s: sector %" PRIu64 " differs from the model (expected write %u%s)",
 			    level_name[level], sector + i, visible_id(m, level, sector + i),
 			    visible_id(m, level, sector + i) ? "" : ", i.e. zeros");
-}
-
-/* Reads on the live handle right after each write, in the written range
- * and elsewhere in its block: the library's per-block layer maps (built
- * on a block's first read, lib/layermap.c) must follow every write. */
-static void check_after_write(struct model *m, vhd_t *v, int level, uint8_t *got, uint8_t *want)
-{
-	uint64_t n = m->last_n < CHUNK_SECTORS ? m->last_n : CHUNK_SECTORS;
-	compare(m, v, level, m->last_sector, n, got, want);
-	uint64_t first = m->last_sector / BLOCK_SECTORS * BLOCK_SECTORS;
-	uint64_t len = 1 + rnd(m, 64);
-	compare(m, v, level, first + rnd(m, BLOCK_SECTORS - len + 1), len, got, want);
-	m->checks++;
 }
 
 static void check_whole_disk(struct model *m, vhd_t *v, int level, uint8_t *got, uint8_t *want)
@@ -383,7 +365,6 @@ static void write_level(struct model *m, int level, unsigned long writes, uint8_
 				complete_block(m, v, level);
 			else
 				random_write(m, v, level);
-			check_after_write(m, v, level, got, want);
 		}
 		/* the live handle (caches) first, then what is on disk */
 		check_random_ranges(m, v, level, 10, got, want);
