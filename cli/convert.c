@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -101,12 +100,6 @@ static bool all_zero(const uint8_t *p, size_t len)
 		if (p[i])
 			return false;
 	return len <= 16 || !memcmp(p, p + 16, len - 16);
-}
-
-static bool has_suffix(const char *s, const char *suffix)
-{
-	size_t a = strlen(s), b = strlen(suffix);
-	return a >= b && !strcasecmp(s + a - b, suffix);
 }
 
 /* ---- input --------------------------------------------------------- */

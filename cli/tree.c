@@ -12,7 +12,6 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -62,12 +61,6 @@ struct forest {
 	struct node *nodes;
 	int n;
 };
-
-static bool has_suffix(const char *s, const char *suffix)
-{
-	size_t a = strlen(s), b = strlen(suffix);
-	return a >= b && !strcasecmp(s + a - b, suffix);
-}
 
 static bool cookie_at(int fd, off_t off)
 {

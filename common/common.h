@@ -50,6 +50,8 @@ int parse_size(const char *s, uint64_t *bytes);
 const char *human_size(uint64_t bytes, char *buf, size_t len);
 void uuid_string(const uint8_t uuid[16], char out[37]);
 const char *type_name(int type);
+/* S ends with SUFFIX, ignoring case (".VHD" is a VHD name too). */
+bool has_suffix(const char *s, const char *suffix);
 
 /* JSON output: print OBJ pretty to stdout and release it. */
 void json_print(struct json_object *obj);

@@ -1,4 +1,6 @@
-/* print.c - printing UUIDs, disk types and JSON. */
+/* print.c - printing UUIDs, disk types and JSON; file-name suffixes. */
+
+#include <strings.h>
 
 #include "common.h"
 
@@ -24,4 +26,10 @@ void json_print(struct json_object *obj)
 	puts(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PRETTY |
 	                                             JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(obj);
+}
+
+bool has_suffix(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+	return a >= b && !strcasecmp(s + a - b, suffix);
 }
