@@ -52,3 +52,30 @@ PYEOF
 ctl_field() {
 	ctl_query '{"cmd":"status"}' | "$PY" -c "import json,sys; s=json.load(sys.stdin); print($1)"
 }
+# Block status in one form on both sides, "OFFSET LENGTH TYPE" lines that
+# cover the whole disk (TYPE as nbdinfo prints it: 0 data, 3 a hole that
+# reads as zeros), adjacent extents of the same type merged on both sides:
+# `vhd map --chain` splits data by the layer holding it, which NBD does not
+# tell, and nbdkit or nbdinfo may split or join extents at request
+# boundaries.  Nothing else is dropped: a gap, an overlap or another type
+# (2, allocated zeros) stays a difference.  (printf %.0f: mawk prints a
+# number past 2^31 as 2.14748e+09 and clamps %d there.)
+merge_extents() {
+	awk 'function out() { printf "%.0f %.0f %d\n", s, e - s, t }
+	     { if (n && $3 == t && $1 == e) e += $2; else { if (n) out(); s = $1; e = $1 + $2; t = $3; n = 1 } }
+	     END { if (n) out() }'
+}
+nbd_extents() { nbdinfo --map "$1" | awk '{ print $1, $2, $3 }' | merge_extents; }
+vhd_extents() {   # FILE SIZE: `vhd map --chain`, and holes between its data
+	"$VHD" map --chain "$1" | awk -v size="$2" '
+		{ if ($1 > pos) printf "%.0f %.0f 3\n", pos, $1 - pos; print $1, $2, 0; pos = $1 + $2 }
+		END { if (size > pos) printf "%.0f %.0f 3\n", pos, size - pos }' | merge_extents
+}
+# make_raw_child DIR: DIR/disk.img, a raw parent of 5 MiB and 3 sectors, and
+# DIR/child.vhd over it with 20 random writes
+make_raw_child() {
+	mkdir -p "$1"
+	head -c $((5 * 1024 * 1024 + 1536)) /dev/urandom >"$1/disk.img"
+	"$VHD" snapshot --raw-parent "$1/disk.img" "$1/child.vhd" >/dev/null || return 1
+	random_writes "$1/child.vhd" 5 20 64
+}
