@@ -1,0 +1,105 @@
+#!/bin/bash
+# test-serve-qemu-io.sh - qemu-io as the NBD client of `vhd serve`: writes of
+# patterns (write -P, one with FUA), zeroes with and without unmap (write -z,
+# write -z -u), discards, an unaligned write (qemu reads, modifies and writes
+# whole sectors), aio writes in flight together, at odd sector offsets and
+# across 2 MiB block boundaries, on a dynamic disk and on a differencing
+# leaf whose parent holds data almost everywhere.  The model is the same
+# commands applied by qemu-io -f raw to a raw copy; after the server
+# stopped, `vhd check` passes and `vhd convert --raw` equals the model byte
+# for byte.  One difference is the documented semantics (man vhd, TRIM): on
+# a differencing leaf a trimmed range reads as the parent again, so there
+# the model of a discard is the parent's bytes copied back (dd), where raw
+# would read zeros; on the dynamic disk qemu-io's own discard is the model.
+. "$(dirname "$0")/functions.sh"
+. "$(dirname "$0")/serve-functions.sh"
+requires nbdkit qemu-io dd
+M=1048576 BLK=2097152 S=512
+# One qemu-io invocation's commands per line, ";" between commands; every
+# one at an odd sector or across a block boundary (BLK - S ...).
+cat >"$TMP/cmds" <<EOF
+write -P 0x11 $((3 * S)) 4096
+write -P 0x22 $((BLK - S)) 8192
+write -f -P 0x33 $((2 * BLK - S)) $M
+write -z $((BLK + 3 * S)) 3072
+write -z -u $((3 * BLK - 3 * S)) $((BLK + 7 * S))
+discard $((BLK + 9 * S)) 1536
+discard $((2 * BLK + 5 * S)) $((9 * S))
+discard $((5 * BLK - 11 * S)) $((BLK + 22 * S))
+write -P 0x44 $((5 * BLK - S)) $S
+aio_write -P 0x55 $((6 * BLK - S)) 65536 ; aio_write -P 0x66 $((4 * BLK - 3 * S)) 2048 ; aio_write -P 0x67 $((BLK / 2 + 5 * S)) $BLK ; aio_flush
+write -P 0x77 1000 3000
+write -z $((8 * BLK - S)) $S
+discard 0 $((7 * S))
+write -P 0x88 $((7 * BLK + 7 * S)) $((3 * S))
+EOF
+# add_cmds LINE: its commands (";" between them) appended to QARGS as -c
+add_cmds() {
+	local c cmds
+	IFS=';' read -ra cmds <<<"$1"
+	for c in "${cmds[@]}"; do QARGS+=(-c "$(echo $c)"); done
+}
+# qemu_io_line TARGET FORMAT-ARGS... < line: one invocation
+qemu_io_line() {
+	local target=$1 line; shift
+	IFS= read -r line
+	QARGS=(); add_cmds "$line"
+	qemu-io "$@" "${QARGS[@]}" "$target" >"$TMP/qemu-io.out" 2>&1 || return 1
+	! grep -qiE "error|fail" "$TMP/qemu-io.out"
+}
+# model RAW BELOW: the commands on RAW by qemu-io -f raw; BELOW given: each
+# discard copies BELOW's bytes back instead (a differencing leaf's trim)
+model() {
+	local raw=$1 below=${2:-} line off len
+	while IFS= read -r line; do
+		case $line in
+		discard*)
+			if [ -n "$below" ]; then
+				read -r _ off len <<<"$line"
+				dd if="$below" of="$raw" bs=$S skip=$((off / S)) seek=$((off / S)) count=$((len / S)) \
+				   conv=notrunc status=none || return 1
+				continue
+			fi ;;
+		esac
+		qemu_io_line "$raw" -f raw <<<"$line" || return 1
+	done <"$TMP/cmds"
+}
+# check FILE [BELOW-RAW]: the commands over NBD, all in one qemu-io (one
+# connection, in order, the aio ones in flight together), against the model
+check() {
+	local f=$1 below=${2:-} line counts nw nz nt nf
+	"$VHD" convert --raw "$f" "$TMP/model.raw" --force >/dev/null || fail "$f: convert"
+	cp "$TMP/model.raw" "$TMP/before.raw"
+	model "$TMP/model.raw" "$below" || { cat "$TMP/qemu-io.out"; fail "$f: the raw model"; }
+	cmp -s "$TMP/before.raw" "$TMP/model.raw" && fail "$f: the commands changed nothing in the model"
+	QARGS=()
+	while IFS= read -r line; do add_cmds "$line"; done <"$TMP/cmds"
+	serve_start "$f"
+	qemu-io -f raw "${QARGS[@]}" "$URI" >"$TMP/nbd.out" 2>&1 || { cat "$TMP/nbd.out"; fail "$f: qemu-io over NBD"; }
+	# qemu sent them as NBD zeroes and trims, not as writes of zeros
+	counts=$(ctl_field '" ".join(str(s["commands"][k]["requests"]) for k in ("write", "zero", "trim", "flush"))')
+	serve_stop
+	read -r nw nz nt nf <<<"$counts"
+	[ "$nw" -ge 9 ] && [ "$nz" -ge 3 ] && [ "$nt" -ge 4 ] && [ "$nf" -ge 1 ] ||
+		fail "$f: the server saw write/zero/trim/flush $counts, expected >= 9 3 4 1"
+	grep -qiE "error|fail" "$TMP/nbd.out" && { cat "$TMP/nbd.out"; fail "$f: a qemu-io command failed"; }
+	[ "$(grep -c '^wrote\|^discard' "$TMP/nbd.out")" -eq 16 ] || { cat "$TMP/nbd.out"; fail "$f: not every command ran"; }
+	"$VHD" check "$f" >"$TMP/check" 2>&1 || { cat "$TMP/check"; fail "$f: vhd check after qemu-io"; }
+	"$VHD" convert --raw "$f" "$TMP/after.raw" --force >/dev/null || fail "$f: convert after"
+	cmp "$TMP/model.raw" "$TMP/after.raw" || fail "$f: content differs from the qemu-io -f raw model"
+	echo "$(basename "$f"): 16 qemu-io commands over NBD (write/zero/trim/flush requests: $counts) equal the model, vhd check passes"
+}
+
+"$VHD" create "$TMP/dyn.vhd" 16M >/dev/null || fail "create"
+check "$TMP/dyn.vhd"
+
+# a parent with random data over all but its last 2 MiB, a leaf with writes
+"$VHD" create "$TMP/parent.vhd" 16M >/dev/null || fail "create parent"
+rand_sectors $((14 * 2048)) | "$VHDIO" write "$TMP/parent.vhd" 0 || fail "parent data"
+"$VHD" snapshot "$TMP/parent.vhd" "$TMP/leaf.vhd" >/dev/null || fail "snapshot"
+"$VHD" set "$TMP/parent.vhd" hidden on >/dev/null || fail "hide parent"
+random_writes "$TMP/leaf.vhd" 16 12 64 || fail "leaf writes"
+"$VHD" convert --raw "$TMP/parent.vhd" "$TMP/parent.raw" >/dev/null || fail "convert parent"
+check "$TMP/leaf.vhd" "$TMP/parent.raw"
+"$VHD" check --chain "$TMP/leaf.vhd" >/dev/null || fail "vhd check --chain"
+pass "qemu-io writes (-P, FUA, aio), zeroes (-z, -z -u), discards and an unaligned write over NBD on a dynamic disk and a differencing leaf equal the qemu-io -f raw model"
