@@ -8,7 +8,8 @@
 #   over-max         a read of 64 MiB + 4 KiB: an error, then a read works; a
 #                    write as large: an error or the connection closed
 #   hangup           a write header of 1 MiB, half the payload, then close
-#   hangup-many      32 writes of 64 KiB sent at once, then close at once
+#   hangup-many [OFFSET BYTE]  32 writes of 64 KiB (of BYTE, default 0, from
+#                    OFFSET, default 0, on) sent at once, then close at once
 # Prints what it saw; exits non-zero on a wrong answer.
 import socket, struct, sys
 
@@ -95,9 +96,11 @@ elif test == "over-max":
     except (EOFError, BrokenPipeError, ConnectionResetError):
         print("%s: write over the maximum: connection closed" % test)
 elif test == "hangup-many":
+    base = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+    data = bytes([int(sys.argv[4], 0) if len(sys.argv) > 4 else 0]) * 65536
     for i in range(32):
-        s.sendall(struct.pack(">IHHQQI", 0x25609513, 0, 1, 100 + i, (i << 16) % (size - 65536),
-                              65536) + bytes(65536))
+        s.sendall(struct.pack(">IHHQQI", 0x25609513, 0, 1, 100 + i,
+                              (base + (i << 16)) % (size - 65536), 65536) + data)
     s.close()
     print("%s: sent 32 writes and hung up" % test)
     sys.exit(0)
