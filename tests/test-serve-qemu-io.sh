@@ -11,7 +11,8 @@
 # vhd, TRIM): on a differencing leaf a trimmed range reads as the parent
 # again, so there the model of a discard is the parent's bytes copied back
 # (dd), where raw would read zeros; on the dynamic disk qemu-io's own
-# discard is the model.
+# discard is the model.  Then `qemu-img convert -n` of a raw file with
+# zero runs into both exports: the result is the source.
 . "$(dirname "$0")/functions.sh"
 . "$(dirname "$0")/serve-functions.sh"
 requires nbdkit qemu-io dd
@@ -110,4 +111,20 @@ random_writes "$TMP/leaf.vhd" 16 12 64 || fail "leaf writes"
 "$VHD" convert --raw "$TMP/parent.vhd" "$TMP/parent.raw" >/dev/null || fail "convert parent"
 check "$TMP/leaf.vhd" "$TMP/parent.raw"
 "$VHD" check --chain "$TMP/leaf.vhd" >/dev/null || fail "vhd check --chain"
-pass "qemu-io writes (-P, FUA, aio), zeroes (-z, -z -u), discards and an unaligned write over NBD on a dynamic disk and a differencing leaf equal the qemu-io -f raw model"
+
+# qemu-img convert -n into the export (qemu writes zeroes where the source
+# reads as zeros, trusting the target's block status): over the parent's
+# data the result must still be the source exactly
+head -c $((5 * M)) /dev/urandom >"$TMP/src.raw"
+truncate -s $((9 * M)) "$TMP/src.raw"
+head -c $((3 * M + 1536)) /dev/urandom >>"$TMP/src.raw"
+truncate -s $((16 * M)) "$TMP/src.raw"
+for f in "$TMP/leaf.vhd" "$TMP/dyn.vhd"; do
+	serve_start "$f"
+	qemu-img convert -n -f raw -O raw "$TMP/src.raw" "$URI" || fail "$f: qemu-img convert -n into the export"
+	serve_stop
+	"$VHD" check "$f" >/dev/null || fail "$f: vhd check after qemu-img convert -n"
+	"$VHD" convert --raw "$f" "$TMP/after.raw" --force >/dev/null || fail "$f: convert"
+	cmp "$TMP/src.raw" "$TMP/after.raw" || fail "$f: qemu-img convert -n over NBD differs from the source"
+done
+pass "qemu-io writes (-P, FUA, aio), zeroes (-z, -z -u), discards and an unaligned write over NBD on a dynamic disk and a differencing leaf equal the qemu-io -f raw model; qemu-img convert -n into both equals its source"
