@@ -79,3 +79,18 @@ make_raw_child() {
 	"$VHD" snapshot --raw-parent "$1/disk.img" "$1/child.vhd" >/dev/null || return 1
 	random_writes "$1/child.vhd" 5 20 64
 }
+# holes_read_zero MAP RAW: every extent of type 3 (hole, zero) in MAP (the
+# form above) is zeros in RAW, the disk's content: block status checked
+# against the data, not only against the library's own map
+holes_read_zero() {
+	"$PY" - "$1" "$2" <<'PYEOF'
+import sys
+raw = open(sys.argv[2], "rb")
+for line in open(sys.argv[1]):
+    off, length, typ = map(int, line.split())
+    if typ & 2:
+        raw.seek(off)
+        if raw.read(length).count(0) != length:
+            sys.exit("extent %d+%d is a zero extent but holds data" % (off, length))
+PYEOF
+}

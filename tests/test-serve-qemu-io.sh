@@ -11,7 +11,9 @@
 # vhd, TRIM): on a differencing leaf a trimmed range reads as the parent
 # again, so there the model of a discard is the parent's bytes copied back
 # (dd), where raw would read zeros; on the dynamic disk qemu-io's own
-# discard is the model.  Then `qemu-img convert -n` of a raw file with
+# discard is the model; `nbdinfo --map` then equals `vhd map --chain`, and
+# its holes read as zeros.
+# Then `qemu-img convert -n` of a raw file with
 # zero runs into both exports: the result is the source.
 . "$(dirname "$0")/functions.sh"
 . "$(dirname "$0")/serve-functions.sh"
@@ -96,6 +98,15 @@ check() {
 	"$VHD" check "$f" >"$TMP/check" 2>&1 || { cat "$TMP/check"; fail "$f: vhd check after qemu-io"; }
 	"$VHD" convert --raw "$f" "$TMP/after.raw" --force >/dev/null || fail "$f: convert after"
 	cmp "$TMP/model.raw" "$TMP/after.raw" || fail "$f: content differs from the qemu-io -f raw model"
+	# block status after the zeroes and trims, as test-serve-map checks it
+	serve_start "$f" --read-only
+	nbd_extents "$URI" >"$TMP/nbd.map" || fail "$f: nbdinfo --map"
+	serve_stop
+	vhd_extents "$f" $((16 * M)) >"$TMP/vhd.map" || fail "$f: vhd map --chain"
+	cmp -s "$TMP/vhd.map" "$TMP/nbd.map" ||
+		{ diff "$TMP/vhd.map" "$TMP/nbd.map" | head; fail "$f: nbdinfo --map differs from vhd map --chain after the writes"; }
+	holes_read_zero "$TMP/nbd.map" "$TMP/after.raw" || fail "$f: block status says zero where there is data"
+	grep -q " 3$" "$TMP/nbd.map" || fail "$f: no hole left: the zero check checked nothing"
 	echo "$(basename "$f"): 32 qemu-io commands over NBD (write/zero/trim/flush requests: $counts) equal the model, vhd check passes"
 }
 

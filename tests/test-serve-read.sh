@@ -5,7 +5,8 @@
 # chain with partial blocks; with `qemu-img compare` over NBD, `qemu-img
 # convert` from nbd+unix:// to a raw file and `nbdcopy -C 4` (four
 # connections, block status skipping holes) to a raw file, both compared
-# byte for byte; vhd convert's sha256 must also equal the corpus manifest's.
+# byte for byte; vhd convert's sha256 must also equal the corpus manifest's,
+# and every hole in nbdinfo --map reads as zeros in it.
 # The SR tree: its active leaf (depth 6) and the clone leaf, whose chain
 # goes through the hidden level with sector-granular writes.
 . "$(dirname "$0")/functions.sh"
@@ -25,6 +26,10 @@ check_read() {   # FILE [MANIFEST-PATH]
 		{ cat "$TMP/cmp"; fail "$f: qemu-img compare over NBD differs from vhd convert"; }
 	qemu-img convert -f raw -O raw "$URI" "$TMP/qemu.raw" || fail "$f: qemu-img convert from NBD"
 	cmp "$TMP/model.raw" "$TMP/qemu.raw" || fail "$f: qemu-img convert over NBD differs from vhd convert"
+	# what block status calls a hole must read as zeros (test-serve-map
+	# compares it with vhd map --chain)
+	nbd_extents "$URI" >"$TMP/nbd.map" || fail "$f: nbdinfo --map"
+	holes_read_zero "$TMP/nbd.map" "$TMP/model.raw" || fail "$f: block status says zero where there is data"
 	nbdcopy -C 4 "$URI" "$TMP/copy.raw" || fail "$f: nbdcopy -C 4"
 	[ "$(raw_sha "$TMP/copy.raw")" = "$(raw_sha "$TMP/model.raw")" ] || fail "$f: nbdcopy's copy differs"
 	serve_stop
