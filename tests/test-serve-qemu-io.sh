@@ -123,16 +123,16 @@ random_writes "$TMP/leaf.vhd" 16 12 64 || fail "leaf writes"
 check "$TMP/leaf.vhd" "$TMP/parent.raw"
 "$VHD" check --chain "$TMP/leaf.vhd" >/dev/null || fail "vhd check --chain"
 
-# qemu-img convert -n into the export (qemu writes zeroes where the source
-# reads as zeros, trusting the target's block status): over the parent's
-# data the result must still be the source exactly
+# qemu-img convert -n -W -m 16 into the export (16 coroutines writing out
+# of order; zeroes where the source reads as zeros, trusting the target's
+# block status): over the parent's data the result must be the source
 head -c $((5 * M)) /dev/urandom >"$TMP/src.raw"
 truncate -s $((9 * M)) "$TMP/src.raw"
 head -c $((3 * M + 1536)) /dev/urandom >>"$TMP/src.raw"
 truncate -s $((16 * M)) "$TMP/src.raw"
 for f in "$TMP/leaf.vhd" "$TMP/dyn.vhd"; do
 	serve_start "$f"
-	qemu-img convert -n -f raw -O raw "$TMP/src.raw" "$URI" || fail "$f: qemu-img convert -n into the export"
+	qemu-img convert -n -W -m 16 -f raw -O raw "$TMP/src.raw" "$URI" || fail "$f: qemu-img convert -n into the export"
 	serve_stop
 	"$VHD" check "$f" >/dev/null || fail "$f: vhd check after qemu-img convert -n"
 	"$VHD" convert --raw "$f" "$TMP/after.raw" --force >/dev/null || fail "$f: convert"
