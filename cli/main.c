@@ -22,6 +22,7 @@ static const struct subcommand commands[] = {
 	{ "commit", cmd_commit, "merge every layer from a top down into a base" },
 	{ "recover", cmd_recover, "finish interrupted coalesce/commit operations" },
 	{ "serve", cmd_serve, "serve a VHD chain over NBD (nbdkit and vhdkit's plugin)" },
+	{ "live-coalesce", cmd_live_coalesce, "merge a served leaf into its parent live (vhd serve)" },
 	{ "gc", cmd_gc, "garbage-collect a storage repository (run, status, wait, ...)" },
 };
 

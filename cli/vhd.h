@@ -27,6 +27,7 @@ int cmd_coalesce(int argc, char **argv);
 int cmd_commit(int argc, char **argv);
 int cmd_recover(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_live_coalesce(int argc, char **argv);
 
 /* The other programs (gc/, vhdutil/): cli/main.c is the only file that
  * knows them all. */

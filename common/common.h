@@ -53,6 +53,11 @@ const char *type_name(int type);
 /* S ends with SUFFIX, ignoring case (".VHD" is a VHD name too). */
 bool has_suffix(const char *s, const char *suffix);
 
+/* O's member KEY as a string (NULL when absent or not a string), as a
+ * number (0 when absent). */
+const char *json_str(struct json_object *o, const char *key);
+double json_num(struct json_object *o, const char *key);
+
 /* JSON output: print OBJ pretty to stdout and release it. */
 void json_print(struct json_object *obj);
 

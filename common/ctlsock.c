@@ -180,3 +180,74 @@ void ctlsock_serve(int lfd, const char *path, ctlsock_fn fn, ctlsock_done_fn don
 	close(lfd);
 	unlink(path);
 }
+
+/* ---- the client ---- */
+
+#define REPLY_MAX (4u << 20)
+
+static int send_line(int fd, const char *text)
+{
+	return send(fd, text, strlen(text), MSG_NOSIGNAL) < 0 || send(fd, "\n", 1, MSG_NOSIGNAL) < 0
+	           ? -1 : 0;
+}
+
+/* The reply line (NUL-terminated, malloc'd), or NULL on timeout or EOF. */
+static char *read_line(int fd, int timeout_ms)
+{
+	char *buf = malloc(REPLY_MAX);
+	size_t len = 0;
+	while (buf && len < REPLY_MAX - 1) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		if (poll(&p, 1, timeout_ms) <= 0)
+			break;
+		ssize_t r = recv(fd, buf + len, REPLY_MAX - 1 - len, 0);
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+		if (buf[len - 1] == '\n') {
+			buf[len] = 0;
+			return buf;
+		}
+	}
+	free(buf);
+	return NULL;
+}
+
+json_object *ctlsock_call(const char *path, json_object *cmd, int timeout_ms, struct ucred *peer,
+                          char *why, size_t len)
+{
+	const char *text = json_object_to_json_string_ext(cmd, JSON_C_TO_STRING_PLAIN);
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	json_object *out = NULL;
+	char *line = NULL;
+	int fd = -1;
+	if (strlen(path) >= sizeof a.sun_path) {
+		snprintf(why, len, "%s: socket path too long", path);
+		goto done;
+	}
+	memcpy(a.sun_path, path, strlen(path) + 1);
+	socklen_t cl = sizeof *peer;
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    connect(fd, (struct sockaddr *)&a, sizeof a) ||
+	    (peer && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, peer, &cl))) {
+		snprintf(why, len, "%s: %s", path, strerror(errno));
+		goto done;
+	}
+	if (send_line(fd, text)) {
+		snprintf(why, len, "%s: sending: %s", path, strerror(errno));
+		goto done;
+	}
+	if (!(line = read_line(fd, timeout_ms)))
+		snprintf(why, len, "%s: no reply", path);
+	else if (!(out = json_tokener_parse(line)) || !json_object_is_type(out, json_type_object)) {
+		json_object_put(out);
+		out = NULL;
+		snprintf(why, len, "%s: the reply is not a JSON object", path);
+	}
+done:
+	free(line);
+	if (fd >= 0)
+		close(fd);
+	json_object_put(cmd);
+	return out;
+}

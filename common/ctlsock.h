@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <json-c/json.h>
@@ -34,5 +35,12 @@ json_object *ctlsock_reply(bool ok, const char *error);
 /* The request object of LINE when it is a JSON object with a string "cmd"
  * (*CMD points into it; free with json_object_put), else NULL. */
 json_object *ctlsock_request(const char *line, const char **cmd);
+
+/* The client side: one request to the socket at PATH.  Sends CMD (a JSON
+ * object, consumed), waits up to TIMEOUT_MS for the reply line (at most
+ * 4 MiB) and returns it parsed, or NULL with the reason in WHY (LEN bytes).
+ * PEER, when not NULL, receives the server's pid and uid (SO_PEERCRED). */
+json_object *ctlsock_call(const char *path, json_object *cmd, int timeout_ms, struct ucred *peer,
+                          char *why, size_t len);
 
 #endif

@@ -3,18 +3,15 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "ctlsock.h"
 #include "gc.h"
-
-#define REPLY_MAX (4u << 20)
 
 static const char client_help[] =
 	"usage: vhd gc status [--json] [--watch] [--socket PATH] DIR\n"
@@ -42,42 +39,10 @@ static const char client_help[] =
 
 struct json_object *gc_request(const char *sock, struct json_object *cmd, bool quiet)
 {
-	const char *text = json_object_to_json_string_ext(cmd, JSON_C_TO_STRING_PLAIN);
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	snprintf(a.sun_path, sizeof a.sun_path, "%s", sock);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	json_object *out = NULL;
-	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a)) {
-		if (!quiet)
-			warnx_("no GC answers on %s: %s (is 'vhd gc run' running?)", sock, strerror(errno));
-		goto done;
-	}
-	if (send(fd, text, strlen(text), MSG_NOSIGNAL) < 0 || send(fd, "\n", 1, MSG_NOSIGNAL) < 0)
-		goto done;
-	char *buf = malloc(REPLY_MAX);
-	size_t len = 0;
-	while (buf && len < REPLY_MAX - 1) {
-		struct pollfd p = { fd, POLLIN, 0 };
-		if (poll(&p, 1, 10000) <= 0)
-			break;
-		ssize_t r = recv(fd, buf + len, REPLY_MAX - 1 - len, 0);
-		if (r <= 0)
-			break;
-		len += (size_t)r;
-		if (buf[len - 1] == '\n')
-			break;
-	}
-	if (buf) {
-		buf[len] = 0;
-		out = json_tokener_parse(buf);
-	}
-	free(buf);
+	char why[512];
+	json_object *out = ctlsock_call(sock, cmd, 10000, NULL, why, sizeof why);
 	if (!out && !quiet)
-		warnx_("%s: no valid reply", sock);
-done:
-	if (fd >= 0)
-		close(fd);
-	json_object_put(cmd);
+		warnx_("no GC answers: %s (is 'vhd gc run' running?)", why);
 	return out;
 }
 
@@ -86,19 +51,6 @@ static json_object *cmd_object(const char *cmd)
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "cmd", json_object_new_string(cmd));
 	return o;
-}
-
-static const char *jstr(json_object *o, const char *key)
-{
-	json_object *v;
-	return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
-	           ? json_object_get_string(v) : NULL;
-}
-
-static double jnum(json_object *o, const char *key)
-{
-	json_object *v;
-	return json_object_object_get_ex(o, key, &v) ? json_object_get_double(v) : 0;
 }
 
 static json_object *jget(json_object *o, const char *key)
@@ -134,33 +86,36 @@ static void print_queue(json_object *q)
 	for (size_t i = 0; i < n; i++) {
 		json_object *it = json_object_array_get_idx(q, i);
 		char b[32];
-		const char *into = jstr(it, "into"), *waits = jstr(it, "waits");
-		printf("%-14s %-40s %-40s %12s %6.0f  %s\n", jstr(it, "kind"), jstr(it, "vhd"),
-		       into ? into : "-", human_size((uint64_t)jnum(it, "bytes"), b, sizeof b),
-		       jnum(it, "chain_depth"), waits ? waits : "");
+		const char *into = json_str(it, "into"), *waits = json_str(it, "waits");
+		printf("%-14s %-40s %-40s %12s %6.0f  %s\n", json_str(it, "kind"), json_str(it, "vhd"),
+		       into ? into : "-", human_size((uint64_t)json_num(it, "bytes"), b, sizeof b),
+		       json_num(it, "chain_depth"), waits ? waits : "");
 	}
 }
 
 static void print_status(json_object *s)
 {
 	char b[32], r[32];
-	const char *note = jstr(s, "note");
-	uint64_t limit = (uint64_t)jnum(s, "rate_limit");
-	printf("SR %s: %s%s%s (pid %.0f), rate limit %s%s\n", jstr(s, "sr"), jstr(s, "state"),
-	       note && *note ? ": " : "", note ? note : "", jnum(s, "pid"),
+	const char *note = json_str(s, "note");
+	uint64_t limit = (uint64_t)json_num(s, "rate_limit");
+	printf("SR %s: %s%s%s (pid %.0f), rate limit %s%s\n", json_str(s, "sr"), json_str(s, "state"),
+	       note && *note ? ": " : "", note ? note : "", json_num(s, "pid"),
 	       limit ? human_size(limit, r, sizeof r) : "none", limit ? "/s" : "");
 	json_object *op = jget(s, "operation");
 	if (op && json_object_is_type(op, json_type_object)) {
-		const char *into = jstr(op, "into");
-		printf("now: %s %s%s%s, phase %s\n", jstr(op, "kind"), jstr(op, "vhd"),
-		       into ? " into " : "", into ? into : "", jstr(op, "phase"));
+		const char *into = json_str(op, "into");
+		json_object *live = jget(op, "live");
+		printf("now: %s %s%s%s%s, phase %s\n", json_str(op, "kind"), json_str(op, "vhd"),
+		       into ? " into " : "", into ? into : "",
+		       live && json_object_get_boolean(live) ? " (live, by its vhd serve)" : "",
+		       json_str(op, "phase"));
 		json_object *eta = jget(op, "eta");
-		print_bar(jnum(op, "bytes_done"), jnum(op, "bytes_total"), jnum(op, "rate"),
+		print_bar(json_num(op, "bytes_done"), json_num(op, "bytes_total"), json_num(op, "rate"),
 		          eta ? json_object_get_double(eta) : -1);
 	}
 	json_object *q = jget(s, "queue");
 	printf("queue: %zu operation(s), %s to move\n", q ? json_object_array_length(q) : 0,
-	       human_size((uint64_t)jnum(s, "queue_bytes"), b, sizeof b));
+	       human_size((uint64_t)json_num(s, "queue_bytes"), b, sizeof b));
 	if (q)
 		print_queue(q);
 	json_object *l = jget(s, "leaves");
@@ -168,24 +123,24 @@ static void print_status(json_object *s)
 	printf("\nleaves (chain depth):");
 	for (size_t i = 0; i < nl; i++) {
 		json_object *e = json_object_array_get_idx(l, i);
-		printf("%s %s %.0f", i ? "," : "", jstr(e, "vhd"), jnum(e, "depth"));
+		printf("%s %s %.0f", i ? "," : "", json_str(e, "vhd"), json_num(e, "depth"));
 	}
 	putchar('\n');
 	json_object *br = jget(s, "broken");
 	for (size_t i = 0; br && i < json_object_array_length(br); i++) {
 		json_object *e = json_object_array_get_idx(br, i);
-		printf("damaged (never touched): %s: %s\n", jstr(e, "vhd"), jstr(e, "defect"));
+		printf("damaged (never touched): %s: %s\n", json_str(e, "vhd"), json_str(e, "defect"));
 	}
 	json_object *er = jget(s, "errors");
 	for (size_t i = 0; er && i < json_object_array_length(er); i++) {
 		json_object *e = json_object_array_get_idx(er, i);
-		time_t t = (time_t)jnum(e, "time");
+		time_t t = (time_t)json_num(e, "time");
 		char ts[32];
 		strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", localtime(&t));
-		printf("error %s: %s\n", ts, jstr(e, "message"));
+		printf("error %s: %s\n", ts, json_str(e, "message"));
 	}
 	json_object *tot = jget(s, "totals");
-	printf("coalesced so far: %s\n", human_size((uint64_t)jnum(tot, "bytes_coalesced"), b, sizeof b));
+	printf("coalesced so far: %s\n", human_size((uint64_t)json_num(tot, "bytes_coalesced"), b, sizeof b));
 }
 
 /* ---- options shared by the subcommands ---- */
@@ -276,7 +231,7 @@ static int control_cmd(struct client_opts *c, json_object *req)
 	json_object *ok = jget(r, "ok");
 	int rc = ok && json_object_get_boolean(ok) ? EXIT_OK : EXIT_REFUSED;
 	if (rc)
-		warnx_("%s", jstr(r, "error") ? jstr(r, "error") : "refused");
+		warnx_("%s", json_str(r, "error") ? json_str(r, "error") : "refused");
 	json_object_put(r);
 	return rc;
 }
@@ -345,18 +300,18 @@ static bool chain_has_work(struct waiter *w, json_object *s, const char **waits)
 	*waits = NULL;
 	json_object *op = jget(s, "operation");
 	if (op && json_object_is_type(op, json_type_object) &&
-	    (in_chain(w, jstr(op, "vhd")) || in_chain(w, jstr(op, "into"))))
+	    (in_chain(w, json_str(op, "vhd")) || in_chain(w, json_str(op, "into"))))
 		return true;
 	json_object *q = jget(s, "queue");
 	bool any = false;
 	for (size_t i = 0; q && i < json_object_array_length(q); i++) {
 		json_object *it = json_object_array_get_idx(q, i);
-		if (!in_chain(w, jstr(it, "vhd")) && !in_chain(w, jstr(it, "into")))
+		if (!in_chain(w, json_str(it, "vhd")) && !in_chain(w, json_str(it, "into")))
 			continue;
-		if (!jstr(it, "waits"))
+		if (!json_str(it, "waits"))
 			any = true;
 		else if (!*waits)
-			*waits = jstr(it, "waits");
+			*waits = json_str(it, "waits");
 	}
 	return any;
 }
@@ -369,8 +324,8 @@ static const char *verdict(struct waiter *w, json_object *s, double *last_change
 	json_object *br = jget(s, "broken");
 	for (size_t i = 0; br && i < json_object_array_length(br); i++) {
 		json_object *e = json_object_array_get_idx(br, i);
-		if (in_chain(w, jstr(e, "vhd"))) {
-			snprintf(w->why, sizeof w->why, "%s is damaged: %s", jstr(e, "vhd"), jstr(e, "defect"));
+		if (in_chain(w, json_str(e, "vhd"))) {
+			snprintf(w->why, sizeof w->why, "%s is damaged: %s", json_str(e, "vhd"), json_str(e, "defect"));
 			return "broken";
 		}
 	}
@@ -379,19 +334,19 @@ static const char *verdict(struct waiter *w, json_object *s, double *last_change
 		return "paused";
 	}
 	json_object *op = jget(s, "operation");
-	double progress = jnum(jget(s, "totals"), "bytes_coalesced") + jnum(s, "last_progress") +
-	                  (op && json_object_is_type(op, json_type_object) ? jnum(op, "bytes_done") : 0);
+	double progress = json_num(jget(s, "totals"), "bytes_coalesced") + json_num(s, "last_progress") +
+	                  (op && json_object_is_type(op, json_type_object) ? json_num(op, "bytes_done") : 0);
 	if (progress != *seen_progress) {
 		*seen_progress = progress;
 		*last_change = t;
 	}
-	if (jnum(s, "scans") != *seen_scans) {
-		*seen_scans = jnum(s, "scans");
+	if (json_num(s, "scans") != *seen_scans) {
+		*seen_scans = json_num(s, "scans");
 		*last_scan_change = t;
 	}
 	const char *waits;
 	bool work = chain_has_work(w, s, &waits);
-	const char *state = jstr(s, "state");
+	const char *state = json_str(s, "state");
 	if (!work && state && strcmp(state, "working") && *seen_scans >= 0 && t - *last_scan_change < 30 &&
 	    w->c->stuck_after >= 0) {
 		/* two scans since we began, and nothing for this chain */
@@ -404,7 +359,7 @@ static const char *verdict(struct waiter *w, json_object *s, double *last_change
 		}
 	}
 	if (state && !strcmp(state, "waiting-for-space") && t - *last_change > w->c->stuck_after) {
-		snprintf(w->why, sizeof w->why, "the GC waits for space: %s", jstr(s, "note"));
+		snprintf(w->why, sizeof w->why, "the GC waits for space: %s", json_str(s, "note"));
 		return "no-space";
 	}
 	if (t - *last_change > w->c->stuck_after) {
@@ -422,12 +377,12 @@ static void wait_progress(struct waiter *w, json_object *s, bool tty)
 	json_object *op = jget(s, "operation");
 	char line[256] = "";
 	if (op && json_object_is_type(op, json_type_object)) {
-		double total = jnum(op, "bytes_total"), done = jnum(op, "bytes_done");
-		snprintf(line, sizeof line, "; %s %s %.0f%%", jstr(op, "kind"), jstr(op, "vhd"),
+		double total = json_num(op, "bytes_total"), done = json_num(op, "bytes_done");
+		snprintf(line, sizeof line, "; %s %s %.0f%%", json_str(op, "kind"), json_str(op, "vhd"),
 		         total > 0 ? done / total * 100 : 0);
 	}
 	fprintf(stderr, "\rdepth %u, waiting for %ld (GC %s%s)\033[K", w->depth, w->c->max_depth,
-	        jstr(s, "state") ? jstr(s, "state") : "?", line);
+	        json_str(s, "state") ? json_str(s, "state") : "?", line);
 }
 
 static int wait_result(struct waiter *w, const char *reason)

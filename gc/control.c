@@ -47,6 +47,7 @@ static json_object *item_json(const struct gc_item *it)
 	json_object_object_add(o, "into", it->into[0] ? json_object_new_string(it->into) : NULL);
 	json_object_object_add(o, "bytes", json_object_new_uint64(it->bytes));
 	json_object_object_add(o, "chain_depth", json_object_new_int((int)it->chain_depth));
+	json_object_object_add(o, "live", json_object_new_boolean(it->live));
 	json_object_object_add(o, "waits", it->note[0] ? json_object_new_string(it->note) : NULL);
 	return o;
 }

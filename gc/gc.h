@@ -31,6 +31,7 @@ struct gc_item {
 	unsigned chain_depth;   /* depth of the deepest chain it shortens */
 	char note[160];         /* why it waits, "" when it can run */
 	unsigned entry;         /* its index in the scanned SR it was planned from */
+	bool live;              /* a leaf served by `vhd serve`: its server merges it */
 };
 
 struct gc_leaf {
@@ -122,6 +123,8 @@ struct gc_facts {
 	                          parent not in the SR), NULL when sound */
 	bool deferred;         /* its operation was cancelled or failed: it
 	                          waits for 'vhd gc resume' */
+	bool served;           /* `vhd serve` serves it writable, verified over its
+	                          control socket (common/served.c) */
 };
 struct gc_plan {
 	struct gc_item *items;      /* in the order to run them */

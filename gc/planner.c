@@ -10,7 +10,8 @@
  *             child: merged into that parent, its children re-pointed;
  *   leaf      a visible leaf whose hidden parent has it as only child:
  *             merged, the parent taking the leaf's place (waits while the
- *             leaf is in use).
+ *             leaf is in use, unless `vhd serve` is what uses it: then
+ *             its server merges it live, and the item is marked live).
  * Garbage goes first, then the deepest chains, each from its shallowest
  * mergeable layer (every byte moves once).  A damaged file, its ancestors
  * and descendants are never touched; an unreadable file (its parent
@@ -103,8 +104,12 @@ static int plan_entry(struct gc_plan *p, unsigned *cap, const struct vhd_sr *sr,
 		note = unreadable_note;
 	if (e->hidden && e->children)
 		return add_item(p, cap, GC_COALESCE, sr, i, note);
-	if (!e->hidden && !e->children)
-		return add_item(p, cap, GC_LEAF, sr, i, note ? note : e->in_use ? "in use" : NULL);
+	if (e->hidden || e->children)
+		return 0;
+	bool live = e->in_use && facts[i].served;
+	if (add_item(p, cap, GC_LEAF, sr, i, note ? note : e->in_use && !live ? "in use" : NULL))
+		return -1;
+	p->items[p->n - 1].live = live;
 	return 0;
 }
 

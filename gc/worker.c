@@ -8,7 +8,11 @@
  *             unlinked;
  *   coalesce  vhd_coalesce with relink (the SR lock is taken for the relink
  *             and delete phases, from the progress callback);
- *   leaf      vhd_leaf_coalesce (keeps the leaf's path and UUID). */
+ *   leaf      vhd_leaf_coalesce (keeps the leaf's path and UUID); a leaf
+ *             that `vhd serve` serves is merged by its server instead
+ *             (the live coalesce, asked for and followed over its control
+ *             socket), and after a coalesce under served leaves their
+ *             servers re-open their chains ("refresh"). */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -20,6 +24,7 @@
 #include <unistd.h>
 
 #include "gc.h"
+#include "served.h"
 
 #define CHECK_CACHE 4096
 
@@ -141,6 +146,14 @@ static bool raw_parent(const struct vhd_sr_entry *e)
 	return e->ok && raw_parent_of(e->type, e->parent_uuid);
 }
 
+/* A visible leaf in use whose user is a `vhd serve` that answers for it. */
+static bool served_leaf(const struct vhd_sr_entry *e)
+{
+	char control[PATH_MAX], why[1024];
+	return e->ok && e->type && e->in_use && !e->hidden && !e->children &&
+	       !served_find(e->path, NULL, control, sizeof control, why, sizeof why);
+}
+
 /* What the planner needs to know of each entry that the scan does not say:
  * its defect (written into DEFECTS) and whether it waits for resume; and
  * the SR's signature, to tell activity from our own operations. */
@@ -152,8 +165,13 @@ static void gather_facts(struct gc *g, struct plan *p, struct gc_facts *facts,
 	for (size_t i = 0; i < sr->count; i++) {
 		struct vhd_sr_entry *e = &sr->entries[i];
 		p->signature = mix(p->signature, e->name, strlen(e->name));
-		p->signature = mix(p->signature, &e->mtime_ns, sizeof e->mtime_ns);
-		p->signature = mix(p->signature, &e->file_size, sizeof e->file_size);
+		/* a guest writing its disk is no activity in the SR: the quiet
+		 * period would never end under a running VM */
+		if (!e->in_use) {
+			p->signature = mix(p->signature, &e->mtime_ns, sizeof e->mtime_ns);
+			p->signature = mix(p->signature, &e->file_size, sizeof e->file_size);
+		}
+		facts[i].served = served_leaf(e);
 		if (e->type == VHD_TYPE_DIFF && e->parent_missing && e->ok && !raw_parent(e))
 			snprintf(defects[i], sizeof defects[i], "parent not found in the SR");
 		else if (check_entry(e, defects[i], sizeof defects[i]))
@@ -367,6 +385,138 @@ static int run_merge(struct gc *g, const struct gc_item *it)
 	return rc;
 }
 
+/* ---- a leaf served by `vhd serve`: its server merges it ---- */
+
+#define LIVE_POLL_US 200000
+#define LIVE_IDLE_MAX 25          /* polls (5 s) that may show no merge */
+
+/* Send CMD to the server; 0, or -1 with the reason in MSG. */
+static int live_command(const char *control, const char *cmd, long long rate, char *msg,
+                        size_t len)
+{
+	char why[512];
+	const char *err;
+	json_object *r = served_call(control, cmd, rate, why, sizeof why);
+	int rc = served_ok(r, &err) ? 0 : -1;
+	if (rc)
+		snprintf(msg, len, "%s: %.400s", cmd, r ? err : why);
+	json_object_put(r);
+	return rc;
+}
+
+/* The server's live status as the GC's own progress. */
+static void live_progress(struct op_ctx *c, json_object *live, const char *path)
+{
+	uint64_t done = (uint64_t)json_num(live, "bytes_done"), left = (uint64_t)json_num(live, "bytes_left");
+	double rate = json_num(live, "rate");
+	const char *phase = json_str(live, "phase");
+	struct vhd_progress pr = { .phase = phase ? phase : "?", .top = path, .base = path,
+	                           .bytes_done = done, .bytes_total = done + left, .rate = rate,
+	                           .eta = rate > 0 ? (double)left / rate : -1 };
+	on_progress(&pr, c);
+}
+
+/* Has the merge ended?  1 not yet, 0 done, -1 not done (why in MSG;
+ * *ERR EINTR when cancelled).  IDLE counts the polls that showed none. */
+static int live_ended(json_object *live, unsigned *idle, char *msg, size_t len, int *err)
+{
+	const char *phase = json_str(live, "phase"), *why = json_str(live, "error");
+	if (!strcmp(phase, "done"))
+		return 0;
+	if (!strcmp(phase, "failed"))
+		snprintf(msg, len, "the server's live coalesce failed: %s", why ? why : "no reason given");
+	else if (!strcmp(phase, "cancelled"))
+		snprintf(msg, len, "live coalesce cancelled"), *err = EINTR;
+	else if (!strcmp(phase, "idle") && ++*idle > LIVE_IDLE_MAX)
+		snprintf(msg, len, "the server is not merging it (phase idle)");
+	else
+		return 1;
+	return -1;
+}
+
+/* Follow the server's merge until it ends, passing on the GC's rate limit
+ * and its stop (pause, cancel, shutdown: the server cancels, the chain
+ * stays as it was).  0 done; -1 with MSG, *ERR EINTR when cancelled. */
+static int follow_live(struct gc *g, const char *control, const char *path, uint64_t limit,
+                       char *msg, size_t len, int *err)
+{
+	struct op_ctx c = { .g = g, .sr_lock = -1, .last_done = UINT64_MAX };
+	bool cancel_sent = false;
+	char why[512];
+	for (unsigned idle = 0;; usleep(LIVE_POLL_US)) {
+		if (g->stop && !cancel_sent && !live_command(control, "cancel", -1, why, sizeof why))
+			cancel_sent = true;
+		if (g->copts.rate_limit != limit &&
+		    !live_command(control, "set-rate", (long long)g->copts.rate_limit, why, sizeof why))
+			limit = g->copts.rate_limit;
+		json_object *s = served_call(control, "status", -1, why, sizeof why);
+		json_object *live = served_live(s);
+		int rc = -1;
+		if (!live || !json_str(live, "phase")) {
+			snprintf(msg, len, "the server stopped answering (%.400s)", s ? "no live status" : why);
+		} else {
+			live_progress(&c, live, path);
+			rc = live_ended(live, &idle, msg, len, err);
+		}
+		json_object_put(s);
+		if (rc <= 0)
+			return rc;
+	}
+}
+
+static int run_live(struct gc *g, const struct gc_item *it, char *msg, size_t len, int *err)
+{
+	char path[PATH_MAX], control[PATH_MAX], why[512];
+	if (!path_in(g, it->vhd, path, sizeof path))
+		return snprintf(msg, len, "%s: path too long", it->vhd), -1;
+	if (served_find(path, NULL, control, sizeof control, why, sizeof why))
+		return snprintf(msg, len, "%.200s: %.300s", it->vhd, why), -1;
+	uint64_t limit = g->copts.rate_limit;
+	if (live_command(control, "live-coalesce", (long long)limit, why, sizeof why))
+		return snprintf(msg, len, "%.200s: its server refused: %.280s", it->vhd, why), -1;
+	gc_log(g, false, "%s: its server (control %s) merges it live", it->vhd, control);
+	if (follow_live(g, control, path, limit, why, sizeof why, err))
+		return snprintf(msg, len, "%.200s: %.300s", it->vhd, why), -1;
+	return 0;
+}
+
+/* Does entry I have entry A in its chain? */
+static bool below(const struct vhd_sr *sr, size_t i, int a)
+{
+	int p = sr->entries[i].parent;
+	for (size_t steps = 0; p >= 0 && steps <= sr->count; steps++, p = sr->entries[p].parent)
+		if (p == a)
+			return true;
+	return false;
+}
+
+/* After a coalesce deleted IT->vhd from under served leaves: their servers
+ * still hold it open (its space is not freed) until they re-open their
+ * chains. */
+static void refresh_servers(struct gc *g, const struct gc_item *it)
+{
+	int lk = vhd_sr_lock(g->o.dir, 1);
+	struct vhd_sr *sr = lk >= 0 ? vhd_sr_scan(g->o.dir) : NULL;
+	int into = -1;
+	for (size_t i = 0; sr && i < sr->count; i++)
+		if (!strcmp(sr->entries[i].name, it->into))
+			into = (int)i;
+	for (size_t i = 0; sr && into >= 0 && i < sr->count; i++) {
+		const struct vhd_sr_entry *e = &sr->entries[i];
+		char control[PATH_MAX], why[1024];
+		if (!below(sr, i, into) || !served_leaf(e) ||
+		    served_find(e->path, NULL, control, sizeof control, why, sizeof why))
+			continue;
+		if (live_command(control, "refresh", -1, why, sizeof why))
+			gc_log(g, true, "refresh the server of %s after merging %s: %s", e->name, it->vhd,
+			       why);
+		else
+			gc_log(g, false, "refresh the server of %s: %s is released", e->name, it->vhd);
+	}
+	vhd_sr_free(sr);
+	vhd_sr_unlock(lk);
+}
+
 static bool space_ok(struct gc *g, const struct gc_item *it, char *why, size_t len)
 {
 	if (it->kind == GC_DELETE)
@@ -399,13 +549,17 @@ static void run_item(struct gc *g, const struct gc_item *it)
 	g->stop = 0;
 	g->cancelled = false;
 	pthread_mutex_unlock(&g->lock);
-	gc_log(g, false, "start %s %s%s%s (%llu bytes)", gc_kind_names[it->kind], it->vhd,
-	       it->into[0] ? " into " : "", it->into, (unsigned long long)it->bytes);
+	gc_log(g, false, "start %s %s%s%s%s (%llu bytes)", gc_kind_names[it->kind], it->vhd,
+	       it->into[0] ? " into " : "", it->into, it->live ? " (live, by its vhd serve)" : "",
+	       (unsigned long long)it->bytes);
 	double t0 = now_seconds();
 	char msg[512] = "";
-	int rc = it->kind == GC_DELETE ? delete_garbage(g, it, msg, sizeof msg) : run_merge(g, it);
+	int err = 0, rc = it->live ? run_live(g, it, msg, sizeof msg, &err)
+	                  : it->kind == GC_DELETE ? delete_garbage(g, it, msg, sizeof msg)
+	                                          : run_merge(g, it);
 	double secs = now_seconds() - t0;
-	int err = it->kind == GC_DELETE ? 0 : vhd_get_errno();
+	if (!it->live && it->kind != GC_DELETE)
+		err = vhd_get_errno();
 	if (rc && !msg[0])
 		snprintf(msg, sizeof msg, "%s", vhd_get_error());
 	pthread_mutex_lock(&g->lock);
@@ -429,6 +583,8 @@ static void run_item(struct gc *g, const struct gc_item *it)
 	else
 		gc_log(g, true, "end %s %s: failed after %.2f s: %s", gc_kind_names[it->kind], it->vhd,
 		       secs, msg);
+	if (r == GC_OK && it->kind == GC_COALESCE)
+		refresh_servers(g, it);
 	if (r == GC_ERROR) {
 		pthread_mutex_lock(&g->lock);
 		if (g->ndefer < GC_MAX_DEFER)   /* not retried until resume or a restart */
@@ -519,8 +675,9 @@ static void log_decisions(struct gc *g, struct plan *p, uint64_t *last_sig)
 			       "the SR: it is left alone", p->sr->entries[i].name);
 	for (unsigned i = 0; i < p->ops.n; i++) {
 		const struct gc_item *it = &p->ops.items[i];
-		gc_log(g, false, "decision: %s %s%s%s (%llu bytes, chain depth %u)%s%s",
+		gc_log(g, false, "decision: %s %s%s%s%s (%llu bytes, chain depth %u)%s%s",
 		       gc_kind_names[it->kind], it->vhd, it->into[0] ? " into " : "", it->into,
+		       it->live ? " live, by its vhd serve" : "",
 		       (unsigned long long)it->bytes, it->chain_depth, it->note[0] ? ": waits: " : "",
 		       it->note);
 	}

@@ -6,7 +6,7 @@
  * root) and flags.  The tree facts the scan would give (children, depths,
  * visible descendants, parent loops) come from the library's own
  * sr_compute_depths; the worker's findings (a failed check, a deferred
- * operation) from the flags.  No file is opened. */
+ * operation, a verified `vhd serve`) from the flags.  No file is opened. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +22,7 @@ enum {
 	DEF = 8,       /* its operation was cancelled: waits for resume */
 	RAW = 16,      /* a differencing root over a raw image (nil parent UUID) */
 	UNREAD = 32,   /* unreadable: no type, its parent unknown */
+	SRV = 64,      /* `vhd serve` answers for it (the worker verified) */
 };
 
 #define MAX_NODES 10
@@ -61,6 +62,22 @@ static const struct row rows[] = {
 	{ "a leaf in use waits",
 	  { { "base", NULL, HID }, { "leaf", "base", USE } },
 	  { "leaf-coalesce leaf into base" WAIT_USE }, "" },
+	{ "a leaf in use by its vhd serve is merged live by the server",
+	  { { "base", NULL, HID }, { "leaf", "base", USE | SRV } },
+	  { "leaf-coalesce leaf into base (live)" }, "" },
+	{ "a served leaf whose lock is free is merged as any other (no live)",
+	  { { "base", NULL, HID }, { "leaf", "base", SRV } }, { "leaf-coalesce leaf into base" }, "" },
+	{ "a served leaf's cancelled live merge waits for resume",
+	  { { "base", NULL, HID }, { "leaf", "base", USE | SRV | DEF } },
+	  { "leaf-coalesce leaf into base (live)" WAIT_RESUME }, "" },
+	{ "a served leaf beside a sibling is not merged",
+	  { { "base", NULL, HID }, { "leaf", "base", USE | SRV }, { "snap", "base", 0 } }, { 0 }, "" },
+	{ "hidden layers under a served leaf are coalesced first, then the leaf live",
+	  { { "a", NULL, HID }, { "b", "a", HID }, { "c", "b", HID }, { "leaf", "c", USE | SRV } },
+	  { "coalesce b into a", "coalesce c into b", "leaf-coalesce leaf into c (live)" }, "" },
+	{ "an unreadable file makes a served leaf wait too",
+	  { { "base", NULL, HID }, { "leaf", "base", USE | SRV }, { "junk", NULL, UNREAD } },
+	  { "leaf-coalesce leaf into base (live)" WAIT_UNREAD }, "junk" },
 	{ "a visible parent is never merged into",
 	  { { "base", NULL, 0 }, { "leaf", "base", 0 } }, { 0 }, "" },
 	{ "a parent of two children is not merged into",
@@ -170,14 +187,16 @@ static size_t build_sr(const struct row *r, struct vhd_sr_entry *e, struct gc_fa
 	for (size_t i = 0; i < n; i++) {
 		facts[i].defect = !e[i].ok ? e[i].defect : r->tree[i].flags & BAD ? "fails check" : NULL;
 		facts[i].deferred = r->tree[i].flags & DEF;
+		facts[i].served = r->tree[i].flags & SRV;
 	}
 	return n;
 }
 
 static void describe(const struct gc_item *it, char *out, size_t len)
 {
-	snprintf(out, len, "%s %s%s%s%s%s%s", gc_kind_names[it->kind], it->vhd,
-	         it->into[0] ? " into " : "", it->into, it->note[0] ? " (waits: " : "", it->note,
+	snprintf(out, len, "%s %s%s%s%s%s%s%s", gc_kind_names[it->kind], it->vhd,
+	         it->into[0] ? " into " : "", it->into, it->live ? " (live)" : "",
+	         it->note[0] ? " (waits: " : "", it->note,
 	         it->note[0] ? ")" : "");
 }
 
