@@ -437,6 +437,97 @@ int vhd_leaf_coalesce(const char *leaf, const struct vhd_coalesce_opts *opts);
 /* Complete every interrupted leaf swap in DIR.  Returns how many, or -1. */
 int vhd_leaf_recover(const char *dir);
 
+/* ---- live leaf-coalesce (a server's open leaf) --------------------------
+ *
+ * Merge the leaf a server has open RDWR into its hidden parent P while the
+ * server keeps serving it, then let P take the leaf's place (path, UUID,
+ * hidden flag) as vhd_leaf_coalesce does offline.  Until the pivot the leaf
+ * stays authoritative and P only gains copies of the leaf's own sectors
+ * (P is hidden and the leaf is its only child: nothing reads P's sectors
+ * the leaf holds), so a crash before the pivot loses nothing and the copy
+ * just starts again.  The pivot's swap is leaf.c's journaled swap.
+ *
+ * The server routes its guest writes, zeroes, trims and flushes through
+ * vhd_live_pwrite/zero/trim/flush while the merge runs; they may be called
+ * from any number of threads, alongside vhd_pread and the other data
+ * functions on the leaf, and alongside one thread calling vhd_live_step.
+ * vhd_live_pivot needs the leaf idle: no request in flight and none
+ * starting (the server drains its requests). */
+typedef struct vhd_live vhd_live_t;
+
+#define VHD_LIVE_CHUNK 4096u     /* dirty tracking granularity, bytes */
+
+/* Begin: LEAF (open RDWR) must be differencing, its parent a hidden VHD in
+ * the same directory, of the same virtual size, with no other child there;
+ * no leaf swap pending.  Opens the parent RDWR (durable), writes the live
+ * journal "<dir>/.vhdlive-<name>.journal" (RATE, bytes/s, recorded for a
+ * resume).  The first vhd_live_step marks dirty every chunk of the leaf's
+ * allocated blocks: by then every write to the leaf must go through the
+ * vhd_live_* calls, and those that did not must have completed.
+ * Returns the merge, or NULL (EINVAL, EPERM, EBUSY, ENOTSUP: refused). */
+vhd_live_t *vhd_live_start(vhd_t *leaf, uint64_t rate);
+
+/* The guest's requests while the merge runs.  Each lands on the leaf, then
+ * is mirrored to the parent before returning (mirror mode) or marks its
+ * chunks dirty (copy mode).  Zeroes always write zeros (NO_HOLE) in the
+ * leaf.  A trim does nothing (trim is advisory; a hole in the leaf would
+ * show the parent's copied data).  A failed mirrored write never fails the
+ * guest's request: the chunks are marked dirty, and vhd_live_step then
+ * fails with the parent's error.  Flush makes the leaf's and the parent's
+ * writes durable.  Return 0, or -1 (the leaf's error). */
+int vhd_live_pwrite(vhd_live_t *live, const void *buf, uint64_t count, uint64_t offset);
+int vhd_live_zero(vhd_live_t *live, uint64_t count, uint64_t offset, int flags);
+int vhd_live_trim(vhd_live_t *live, uint64_t count, uint64_t offset);
+int vhd_live_flush(vhd_live_t *live);
+
+/* One copy step: up to MAX bytes of dirty chunks (from where the last step
+ * stopped, a pass over the disk at a time) copied from the leaf to the
+ * parent, the leaf's written sectors only; *COPIED gets the data bytes
+ * moved.  Mirror mode begins when a pass ends with no less work left than
+ * the pass before it ended with (the guest dirties chunks as fast as the
+ * copy cleans them), or after VHD_LIVE_MAX_PASSES passes: from then on no
+ * chunk becomes dirty, so the next pass ends with nothing left.  Returns 1
+ * (copied), 0 (nothing dirty: ready to pivot), or -1. */
+#define VHD_LIVE_MAX_PASSES 8
+int vhd_live_step(vhd_live_t *live, uint64_t max, uint64_t *copied);
+
+struct vhd_live_status {
+	int mirror;             /* 1 once in mirror mode */
+	unsigned passes;        /* passes completed */
+	uint64_t bytes_done;    /* data bytes copied by the steps */
+	uint64_t bytes_left;    /* dirty chunks, in bytes (grows with guest writes) */
+	uint64_t guest_bytes;   /* bytes the guest wrote or zeroed since the start */
+	const char *leaf, *parent;   /* paths; owned by the merge */
+};
+void vhd_live_get_status(vhd_live_t *live, struct vhd_live_status *st);
+
+/* The pivot, with the leaf idle and nothing dirty (else EAGAIN, nothing
+ * changed): both files flushed, then the journaled swap.  Returns the
+ * handle that now serves (the parent's, named by the leaf's path, RDWR,
+ * its lock held; the caller owns it and closes the old leaf handle), or
+ * NULL (nothing changed unless the error says the swap is pending). */
+vhd_t *vhd_live_pivot(vhd_live_t *live);
+
+/* End the merge (after a pivot, a failure, or to cancel one running): the
+ * parent's handle, if still owned, is closed; the live journal removed.
+ * The chain is intact.  Returns 0, or -1. */
+int vhd_live_end(vhd_live_t *live);
+
+/* At a server's start, before opening LEAF: finish a pivot's swap a crash
+ * interrupted (vhd_leaf_recover of LEAF's directory when LEAF's swap
+ * journal is there), then look at LEAF's live journal: returns 1 when a
+ * live merge of LEAF into its present parent was running (resume it; *RATE
+ * gets its rate), 0 when none (a journal whose merge is over is removed),
+ * or -1. */
+int vhd_live_recover(const char *leaf, uint64_t *rate);
+
+/* Re-open VHD's parents from the header now on disk (another process, the
+ * GC, re-pointed VHD at a merged ancestor), keeping VHD's own descriptor
+ * and lock; the old parents' files are closed.  VHD must be idle, as for
+ * vhd_live_start.  The file at VHD's path must still be VHD's (EBUSY).
+ * Returns 0, or -1 (nothing changed). */
+int vhd_reopen_parents(vhd_t *vhd);
+
 /* ---- helpers --------------------------------------------------------- */
 
 /* CHS geometry for SIZE bytes per the VHD specification. */

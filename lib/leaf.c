@@ -243,6 +243,45 @@ static int swap_locked(struct leaf_journal *j)
 	return rc;
 }
 
+/* The swap of a live leaf-coalesce (live.c): LEAF, the served leaf (its
+ * lock held by the server), is merged into PARENT, open RDWR and flushed.
+ * The same journal and steps as the offline swap, with the handles already
+ * open.  *RENAMED tells the caller whether the leaf's path now holds the
+ * parent (then the parent serves, even when a later step failed: the
+ * journal stays for vhd_leaf_recover). */
+int leaf_swap_open(struct vhd *leaf, struct vhd *parent, bool *renamed)
+{
+	struct leaf_journal j = { 0 };
+	const char *name = NULL;
+	*renamed = false;
+	if (split_path(leaf->path, j.dir, sizeof j.dir, &name) || journal_name(&j, name))
+		return -1;
+	if ((size_t)snprintf(j.leaf, sizeof j.leaf, "%s/%s", j.dir, name) >= sizeof j.leaf ||
+	    !realpath(parent->path, j.parent))
+		return vhd_error(ENAMETOOLONG, "%s: path too long or gone", leaf->path);
+	memcpy(j.leaf_uuid, leaf->footer.uuid, 16);
+	memcpy(j.parent_uuid, parent->footer.uuid, 16);
+	j.hidden = leaf->footer.hidden;
+	int sr = vhd_sr_lock(j.dir, 1);
+	if (sr < 0)
+		return -1;
+	int rc = -1;
+	if (!is_child_of(leaf, j.parent_uuid))
+		vhd_error(EBUSY, "%s: no longer a child of %s", j.leaf, j.parent);
+	else if (!stat_leaf(j.leaf, &j.leaf_size, &j.leaf_mtime_ns) && !save(&j)) {
+		if (rename(j.parent, j.leaf)) {
+			vhd_error(errno, "%s -> %s: rename: %s", j.parent, j.leaf, strerror(errno));
+			unlink(j.path);
+		} else {
+			*renamed = true;
+			rc = fsync_parent_dir(j.leaf) || take_identity(&j, parent) ||
+			     (unlink(j.path) && errno != ENOENT) || fsync_parent_dir(j.path) ? -1 : 0;
+		}
+	}
+	vhd_sr_unlock(sr);
+	return rc;
+}
+
 VHD_EXPORT int vhd_leaf_coalesce(const char *leaf, const struct vhd_coalesce_opts *opts)
 {
 	static const struct vhd_coalesce_opts none;

@@ -128,4 +128,7 @@ char **raw_children_in_dir(const char *dir, const char *raw, const char *skip);
 char **paths_in_dir(const char *dir, bool (*want)(const char *name));
 void free_paths(char **paths);
 
+/* leaf.c: the swap of a live leaf-coalesce, with the handles open. */
+int leaf_swap_open(struct vhd *leaf, struct vhd *parent, bool *renamed);
+
 #endif

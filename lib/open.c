@@ -363,6 +363,53 @@ VHD_EXPORT int vhd_close(vhd_t *v)
 	return rc;
 }
 
+/* Read V's file again from its path, read-only, with its chain: the fresh
+ * header names the parents as they are now on disk. */
+static struct vhd *open_fresh_chain(const struct vhd *v)
+{
+	struct vhd *fresh = open_chain(v->path, v->flags & ~VHD_OPEN_RDWR & ~VHD_OPEN_DURABLE, 0);
+	if (!fresh)
+		return NULL;
+	if (memcmp(fresh->footer.uuid, v->footer.uuid, 16) || fresh->footer.type != v->footer.type ||
+	    fresh->header.table_offset != v->header.table_offset ||
+	    fresh->header.block_size != v->header.block_size ||
+	    fresh->header.max_bat_entries != v->header.max_bat_entries) {
+		vhd_error(EBUSY, "%s: the file at this path is no longer the one open", v->path);
+		vhd_close(fresh);
+		return NULL;
+	}
+	return fresh;
+}
+
+VHD_EXPORT int vhd_reopen_parents(vhd_t *v)
+{
+	if (!v)
+		return vhd_error(EINVAL, "no handle given");
+	if (v->footer.type != VHD_TYPE_DIFF)
+		return 0;
+	struct vhd *fresh = open_fresh_chain(v);
+	if (!fresh)
+		return vhd_error_prefix("re-open parents");
+	/* only the parent fields may have changed (a reparent rewrites them
+	 * in place); the BAT and bitmaps are this handle's own */
+	memcpy(v->header.parent_uuid, fresh->header.parent_uuid, 16);
+	v->header.parent_timestamp = fresh->header.parent_timestamp;
+	memcpy(v->header.parent_name, fresh->header.parent_name, sizeof v->header.parent_name);
+	memcpy(v->header.loc, fresh->header.loc, sizeof v->header.loc);
+	v->header.checksum = fresh->header.checksum;
+	struct vhd *old_parent = v->parent;
+	char *old_name = v->parent_name, *old_path = v->parent_path;
+	v->parent = fresh->parent;
+	v->parent_name = fresh->parent_name;
+	v->parent_path = fresh->parent_path;
+	v->depth = fresh->depth;
+	fresh->parent = old_parent;
+	fresh->parent_name = old_name;
+	fresh->parent_path = old_path;
+	vhd_close(fresh);   /* and with it the old parents */
+	return 0;
+}
+
 VHD_EXPORT int vhd_get_info(vhd_t *v, struct vhd_info *i)
 {
 	memset(i, 0, sizeof *i);

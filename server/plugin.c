@@ -10,18 +10,15 @@
  * worker threads on that one handle.
  *
  * Every request goes through serve_request(): one place that counts it
- * (server/stats.c) and where the live coalesce of the next step can hold
- * requests back (a drain) or send writes to a second target. */
+ * (server/stats.c) and passes it through the gate (server/gate.c), where
+ * the live coalesce (server/live.c) holds requests back (a drain) and
+ * sends writes through the merge (vhd_live_pwrite: leaf, then parent). */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define NBDKIT_API_VERSION 2
-#include <nbdkit-plugin.h>
-
-#include "vhdkit.h"
 #include "server.h"
 
 static struct {
@@ -37,6 +34,7 @@ static struct {
 static void vhd_unload(void)
 {
 	ctl_stop();
+	live_unload();
 	if (ex.vhd && vhd_close(ex.vhd))
 		nbdkit_error("%s", vhd_get_error());
 	ex.vhd = NULL;
@@ -84,6 +82,11 @@ static const char *type_word(int type)
  * image stops the server at start, with the library's message. */
 static int vhd_get_ready(void)
 {
+	/* a pivot a crash interrupted is finished before FILE is opened */
+	if (!ex.readonly && live_prepare(ex.file)) {
+		nbdkit_error("%s", vhd_get_error());
+		return -1;
+	}
 	/* durable: a power cut leaves a valid image (flushed writes kept) */
 	ex.vhd = vhd_open(ex.file, ex.readonly ? VHD_OPEN_RDONLY : VHD_OPEN_RDWR | VHD_OPEN_DURABLE);
 	if (!ex.vhd || vhd_get_info(ex.vhd, &ex.info)) {
@@ -95,6 +98,8 @@ static int vhd_get_ready(void)
 	         type_word(ex.info.type), depth, depth == 1 ? "" : "s",
 	         ex.readonly ? ", read-only" : "");
 	stats_init(&ex.stats);
+	if (!ex.readonly)
+		live_init(&ex.vhd, ex.file, &ex.stats);
 	return 0;
 }
 
@@ -102,11 +107,11 @@ static int vhd_get_ready(void)
  * the process that serves. */
 static int vhd_after_fork(void)
 {
-	if (ex.control && ctl_start(ex.control, &ex.stats, ex.description)) {
+	if (ex.control && ctl_start(ex.control, &ex.stats, ex.description, ex.readonly)) {
 		nbdkit_error("%s: control socket: %s", ex.control, ctl_error());
 		return -1;
 	}
-	return 0;
+	return ex.readonly ? 0 : live_after_fork(ex.control);
 }
 
 struct conn {
@@ -242,51 +247,71 @@ static int extents(struct request *r)
 	return rc < 0 ? lib_error() : rc > 0 ? EIO : 0;   /* > 0: nbdkit said why */
 }
 
+/* A flush: of the leaf, and while a live merge runs, of its parent. */
+static int flush(vhd_live_t *live)
+{
+	return (live ? vhd_live_flush(live) : vhd_flush(ex.vhd)) ? lib_error() : 0;
+}
+
+static int flush_if_fua(const struct request *r, vhd_live_t *live)
+{
+	return r->flags & NBDKIT_FLAG_FUA ? flush(live) : 0;
+}
+
+static int write_req(const struct request *r, vhd_live_t *live)
+{
+	if (!aligned(r->count, r->offset))
+		return EINVAL;
+	if (live ? vhd_live_pwrite(live, r->buf, r->count, r->offset)
+	         : vhd_pwrite(ex.vhd, r->buf, r->count, r->offset))
+		return lib_error();
+	return flush_if_fua(r, live);
+}
+
+static int zero_req(const struct request *r, vhd_live_t *live)
+{
+	if (!aligned(r->count, r->offset))
+		return EINVAL;
+	int flags = (r->flags & NBDKIT_FLAG_MAY_TRIM ? 0 : VHD_ZERO_NO_HOLE) |
+	            (r->flags & NBDKIT_FLAG_FAST_ZERO ? VHD_ZERO_FAST : 0);
+	if (live ? vhd_live_zero(live, r->count, r->offset, flags)
+	         : vhd_zero(ex.vhd, r->count, r->offset, flags))
+		/* FAST_ZERO refused: an expected answer, not worth a log line */
+		return vhd_get_errno() == ENOTSUP ? ENOTSUP : lib_error();
+	return flush_if_fua(r, live);
+}
+
 /* Trim is advisory: an unaligned request shrinks to the sectors it covers
- * whole. */
-static int trim(struct request *r)
+ * whole; during a live merge it does nothing (vhd_live_trim). */
+static int trim(struct request *r, vhd_live_t *live)
 {
 	uint64_t start = (r->offset + VHD_SECTOR_SIZE - 1) / VHD_SECTOR_SIZE * VHD_SECTOR_SIZE;
 	uint64_t end = (r->offset + r->count) / VHD_SECTOR_SIZE * VHD_SECTOR_SIZE;
-	return end > start && vhd_trim(ex.vhd, end - start, start) ? lib_error() : 0;
-}
-
-static int flush_if_fua(const struct request *r)
-{
-	return r->flags & NBDKIT_FLAG_FUA && vhd_flush(ex.vhd) ? lib_error() : 0;
+	if (end <= start)
+		return 0;
+	int rc = live ? vhd_live_trim(live, end - start, start) : vhd_trim(ex.vhd, end - start, start);
+	return rc ? lib_error() : flush_if_fua(r, live);
 }
 
 /* Writes, zeroes and trims on sector boundaries only: the library works
  * in sectors, and a read-modify-write of a partial sector would race with
  * the other requests in flight.  The advertised minimum is 512. */
-static int dispatch(struct request *r)
+static int dispatch(struct request *r, vhd_live_t *live)
 {
 	uint64_t start, len;
-	int flags, err;
 	switch (r->cmd) {
 	case SERVE_READ:
 		if (!aligned(r->count, r->offset))
 			return read_unaligned(r->buf, r->count, r->offset);
 		return vhd_pread(ex.vhd, r->buf, r->count, r->offset) ? lib_error() : 0;
 	case SERVE_WRITE:
-		if (!aligned(r->count, r->offset))
-			return EINVAL;
-		err = vhd_pwrite(ex.vhd, r->buf, r->count, r->offset) ? lib_error() : 0;
-		return err ? err : flush_if_fua(r);
+		return write_req(r, live);
 	case SERVE_ZERO:
-		if (!aligned(r->count, r->offset))
-			return EINVAL;
-		flags = (r->flags & NBDKIT_FLAG_MAY_TRIM ? 0 : VHD_ZERO_NO_HOLE) |
-		        (r->flags & NBDKIT_FLAG_FAST_ZERO ? VHD_ZERO_FAST : 0);
-		if (vhd_zero(ex.vhd, r->count, r->offset, flags))
-			/* FAST_ZERO refused: an expected answer, not worth a log line */
-			return vhd_get_errno() == ENOTSUP ? ENOTSUP : lib_error();
-		return flush_if_fua(r);
+		return zero_req(r, live);
 	case SERVE_TRIM:
-		err = trim(r);
-		return err ? err : flush_if_fua(r);
+		return trim(r, live);
 	case SERVE_FLUSH:
-		return vhd_flush(ex.vhd) ? lib_error() : 0;
+		return flush(live);
 	case SERVE_CACHE:
 		sector_span(r->count, r->offset, &start, &len);
 		return vhd_prefetch(ex.vhd, len, start) ? lib_error() : 0;
@@ -297,12 +322,15 @@ static int dispatch(struct request *r)
 	}
 }
 
-/* The one door of every request: timed, counted, its error (an errno: the
- * NBD error the client gets) handed to nbdkit. */
+/* The one door of every request: through the gate (it may wait there
+ * while a drain holds it), timed (the wait included), counted, its error
+ * (an errno: the NBD error the client gets) handed to nbdkit. */
 static int serve_request(struct request *r)
 {
 	uint64_t t0 = stats_now_ns();
-	int err = dispatch(r);
+	vhd_live_t *live = gate_enter();
+	int err = dispatch(r, live);
+	gate_leave();
 	if (err)
 		nbdkit_set_error(err);
 	bool moves = r->cmd == SERVE_READ || r->cmd == SERVE_WRITE || r->cmd == SERVE_ZERO ||

@@ -35,19 +35,7 @@ serve_stop() {
 	[ ! -e "$SOCK" ] || fail "the socket $SOCK is left behind"
 }
 ctl_query() {
-	"$PY" - "$CTL" "$1" <<'PYEOF'
-import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-s.sendall(sys.argv[2].encode() + b"\n")
-buf = b""
-while not buf.endswith(b"\n"):
-    d = s.recv(65536)
-    if not d:
-        break
-    buf += d
-print(buf.decode().strip())
-PYEOF
+	"$PY" "$ROOT/tests/tools/nbdtest.py" "$CTL" "$1"
 }
 ctl_field() {
 	ctl_query '{"cmd":"status"}' | "$PY" -c "import json,sys; s=json.load(sys.stdin); print($1)"

@@ -10,6 +10,8 @@
 # The caller checks the file with `vhd check`.  Prints the counts.
 import os, random, subprocess, sys, tempfile, time
 import nbd
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import nbdtest
 
 vhd, plugin, vhdio, seed = sys.argv[1:5]
 crash_at = sys.argv[5] if len(sys.argv) > 5 else None
@@ -36,15 +38,7 @@ elif "CRASH_COUNT_FILE" in env:
     env.update(LD_PRELOAD=preload)
 server = subprocess.Popen(["nbdkit", "-f", "-U", sock, plugin, "file=" + vhd], env=env,
                           stderr=subprocess.DEVNULL)
-for attempt in range(200):   # the socket exists a moment before it listens
-    try:
-        h = nbd.NBD()
-        h.connect_unix(sock)
-        break
-    except nbd.Error:
-        if attempt == 199:
-            raise
-        time.sleep(0.05)
+h = nbdtest.connect(sock)
 
 def note(sector, data):
     if since[sector] is None:
