@@ -3,12 +3,20 @@
 #   serve_start FILE ARGS...: `vhd serve --socket $TMP/nbd.sock ARGS FILE` in
 #     the background, back once it listens (SERVE_PID, SERVE_LOG, SOCK, URI,
 #     CTL: the control socket)
-#   serve_stop: SIGTERM, and the exit status must be 0
+#   serve_stop: SIGTERM, and the exit status must be 0 (a server still
+#     running when the test ends, as after a failure, is stopped on exit)
 #   ctl_query JSON: one request over the control socket, the reply on stdout
 #   ctl_field EXPR: a field of the status reply (a Python expression on `s`)
 # nbdsh runs `python3 -m nbd`: Debian's python3, which has the module.
 PY=/usr/bin/python3
 export PATH=/usr/bin:$PATH
+# a test that fails while serving leaves no server behind
+serve_cleanup() {
+	[ -n "${SERVE_PID:-}" ] || return 0
+	kill -TERM "$SERVE_PID" 2>/dev/null && wait "$SERVE_PID" 2>/dev/null
+	SERVE_PID=
+}
+trap 'serve_cleanup; rm -rf "$TMP"' EXIT
 serve_start() {
 	local file=$1 i; shift
 	SOCK=$TMP/nbd.sock CTL=$TMP/nbd.sock.control URI="nbd+unix:///?socket=$TMP/nbd.sock"
@@ -31,6 +39,7 @@ serve_stop() {
 	local rc
 	kill -TERM "$SERVE_PID"
 	wait "$SERVE_PID"; rc=$?
+	SERVE_PID=
 	[ "$rc" -eq 0 ] || { cat "$SERVE_LOG" >&2; fail "vhd serve exited $rc after SIGTERM"; }
 	[ ! -e "$SOCK" ] || fail "the socket $SOCK is left behind"
 }
