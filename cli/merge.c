@@ -41,6 +41,14 @@ int merge_option(struct merge_cli *m, int opt, const char *arg)
 			return warnx_("bad batch size '%s' (1..1024)", arg), -1;
 		m->opts.batch_blocks = (unsigned)v;
 		return 0;
+	case 'I':
+		if (parse_io_priority(arg, &m->opts.io_priority))
+			return warnx_("bad I/O priority '%s' (%s)", arg, IO_PRIORITY_USAGE), -1;
+		/* this thread's metadata writes and syncs too; the copy threads
+		 * set it on themselves */
+		if (vhd_set_io_priority(m->opts.io_priority))
+			return warnx_("%s", vhd_get_error()), -1;
+		return 0;
 	case 'S':
 		m->opts.flags |= VHD_COALESCE_NO_SPACE_CHECK;
 		return 0;

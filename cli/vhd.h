@@ -50,12 +50,15 @@ int merge_option(struct merge_cli *m, int opt, const char *arg);
 	{ "progress", required_argument, NULL, 'P' },                      \
 	{ "batch-blocks", required_argument, NULL, 'B' },                  \
 	{ "no-space-check", no_argument, NULL, 'S' },                      \
+	{ "io-priority", required_argument, NULL, 'I' },                   \
 	{ "force", no_argument, NULL, 'f' }
 #define MERGE_OPTIONS_HELP                                                         \
 	"  -r, --rate-limit RATE   copy at most RATE bytes/s (K/M/G suffixes)\n"      \
 	"      --progress MODE     bar (a terminal's default), json (one object per\n" \
 	"                          line on stdout), none\n"                            \
 	"  -B, --batch-blocks N    blocks per durable step (default 256)\n"            \
+	"      --io-priority P     the kernel I/O priority of the copy: idle, or\n"   \
+	"                          best-effort[:N], N 0 (high) to 7 (default: inherited)\n" \
 	"      --no-space-check    do not refuse when free space looks too small\n"   \
 	"  -f, --force             merge into a base that is not hidden or has\n"\
 	"                          other children (their content changes)\n"

@@ -46,6 +46,12 @@ int usage(const char *text, bool error);
 /* "10G", "512M", "4096", "1.5T": bytes; K/M/G/T are powers of 1024.
  * Returns 0, or -1 for malformed input. */
 int parse_size(const char *s, uint64_t *bytes);
+/* "idle", "best-effort" (level 4) or "best-effort:N" (N 0..7) into the
+ * value of vhd_coalesce_opts.io_priority; -1 for anything else. */
+int parse_io_priority(const char *s, int *prio);
+#define IO_PRIORITY_USAGE "idle, best-effort or best-effort:N with N 0 (high) to 7"
+/* PRIO as parse_io_priority spells it ("inherited" for 0). */
+const char *io_priority_name(int prio, char *buf, size_t len);
 /* "1.50 GiB" */
 const char *human_size(uint64_t bytes, char *buf, size_t len);
 void uuid_string(const uint8_t uuid[16], char out[37]);

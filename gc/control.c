@@ -113,6 +113,9 @@ json_object *gc_status_json(struct gc *g)
 	json_object_object_add(o, "note", json_object_new_string(g->state_note));
 	json_object_object_add(o, "paused", json_object_new_boolean(g->paused));
 	json_object_object_add(o, "rate_limit", json_object_new_uint64(g->copts.rate_limit));
+	char prio[32];
+	json_object_object_add(o, "io_priority", json_object_new_string(
+		io_priority_name(g->o.io_priority, prio, sizeof prio)));
 	json_object_object_add(o, "operation", operation_json(g));
 	json_object *q = json_object_new_array();
 	uint64_t qbytes = 0;

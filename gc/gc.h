@@ -67,6 +67,7 @@ struct gc_opts {
 	const char *metrics_file;
 	const char *http_addr;      /* --http: the web view (web.c) */
 	bool once, daemonize, wait_lock, use_syslog;
+	int io_priority;            /* --io-priority: vhd_coalesce_opts's, 0: none */
 	double quiet_period, interval;
 	uint64_t min_free;
 };

@@ -31,6 +31,8 @@ static const char help[] =
 	"      --wait               wait for the SR's GC lock instead of exiting\n"
 	"  -r, --rate-limit RATE    copy at most RATE bytes/s (K/M/G; changeable\n"
 	"                           with 'vhd gc set-rate')\n"
+	"      --io-priority P      the kernel I/O priority of the copy threads:\n"
+	"                           idle, or best-effort[:N], N 0 (high) to 7\n"
 	"  -q, --quiet-period SECS  start only after SECS without activity in the SR\n"
 	"                           (default 30)\n"
 	"  -i, --interval SECS      rescan the SR this often (default 5)\n"
@@ -68,7 +70,7 @@ static int parse_seconds(const char *s, double *out)
 }
 
 enum { O_ONCE = 256, O_DAEMON, O_WAIT, O_MINFREE, O_SOCKET, O_GROUP, O_METRICS, O_MFILE,
-       O_SYSLOG, O_HTTP };
+       O_SYSLOG, O_HTTP, O_IOPRIO };
 
 static int parse_run(int argc, char **argv, struct gc_opts *o, uint64_t *rate)
 {
@@ -86,6 +88,7 @@ static int parse_run(int argc, char **argv, struct gc_opts *o, uint64_t *rate)
 		{ "metrics-file", required_argument, NULL, O_MFILE },
 		{ "syslog", no_argument, NULL, O_SYSLOG },
 		{ "http", required_argument, NULL, O_HTTP },
+		{ "io-priority", required_argument, NULL, O_IOPRIO },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -108,6 +111,12 @@ static int parse_run(int argc, char **argv, struct gc_opts *o, uint64_t *rate)
 		case O_MFILE: o->metrics_file = optarg; break;
 		case O_SYSLOG: o->use_syslog = true; break;
 		case O_HTTP: o->http_addr = optarg; break;
+		case O_IOPRIO:
+			if (parse_io_priority(optarg, &o->io_priority)) {
+				warnx_("bad I/O priority '%s' (%s)", optarg, IO_PRIORITY_USAGE);
+				return usage(help, true);
+			}
+			break;
 		case 'h': return usage(help, false) - 1;
 		default: return usage(help, true);
 		}
@@ -162,6 +171,7 @@ static int run(int argc, char **argv)
 	pthread_cond_init(&g->wake, NULL);
 	g->state = "starting";
 	g->copts.rate_limit = rate;
+	g->copts.io_priority = g->o.io_priority;
 	g->last_progress = time(NULL);
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigaction(SIGTERM, &sa, NULL);

@@ -688,6 +688,16 @@ static void log_decisions(struct gc *g, struct plan *p, uint64_t *last_sig)
 void *gc_worker(void *arg)
 {
 	struct gc *g = arg;
+	/* this thread's own I/O (metadata, syncs) too; the copy threads set it
+	 * on themselves from copts */
+	if (g->o.io_priority && vhd_set_io_priority(g->o.io_priority)) {
+		gc_log(g, true, "%s", vhd_get_error());
+		pthread_mutex_lock(&g->lock);
+		g->exit_code = EXIT_FAIL;
+		g->shutdown = true;
+		pthread_mutex_unlock(&g->lock);
+		return NULL;
+	}
 	recover(g);
 	uint64_t last_sig = 0, own_sig = 0, logged_sig = 0;
 	bool after_op = true, failed = false;

@@ -315,6 +315,9 @@ struct vhd_progress {
 	double rate;             /* bytes per second, recent */
 	double eta;              /* seconds left; negative when unknown */
 	int resumed;             /* 1 if this run continued an interrupted one */
+	uint64_t copy_reads;     /* source reads the copy threads made, this run */
+	double copy_read_seconds; /* the time they took, summed (their mean is the
+	                            merge's own read latency) */
 };
 /* Return 0 to go on; non-zero asks the operation to stop at the next
  * consistent point (it then fails with EINTR and stays resumable). */
@@ -345,7 +348,18 @@ struct vhd_coalesce_opts {
 	vhd_progress_fn progress;            /* optional, called about 10 times/s */
 	void *opaque;
 	unsigned batch_blocks;               /* blocks per durable step; 0 = default */
+	int io_priority;                     /* the kernel I/O priority of the copy
+	                                        threads (ioprio_set(2) value, e.g.
+	                                        VHD_IO_PRIORITY_IDLE); 0 = the
+	                                        calling thread's */
 };
+/* I/O priorities for vhd_coalesce_opts.io_priority (IOPRIO_PRIO_VALUE of
+ * linux/ioprio.h): the idle class, or best-effort at LEVEL 0 (high) to 7. */
+#define VHD_IO_PRIORITY_IDLE (3 << 13)
+#define VHD_IO_PRIORITY_BEST_EFFORT(level) ((2 << 13) | ((level) & 7))
+/* Set the calling thread's I/O priority (ioprio_set(2); each thread has its
+ * own, and threads it starts inherit it).  Returns 0, or -1. */
+int vhd_set_io_priority(int prio);
 
 /* vhd_check() that also reports the progress of VHD_CHECK_DATA (phase
  * "data", TOP = the file, bytes of allocated blocks) to PROGRESS (may be

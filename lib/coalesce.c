@@ -111,6 +111,8 @@ static int report(struct merge *m, const char *phase, bool force)
 		.eta = m->rate > 0 ? (double)left / m->rate : (left ? -1 : 0),
 		.resumed = m->resumed,
 	};
+	if (m->reader)
+		reader_read_stats(m->reader, &p.copy_reads, &p.copy_read_seconds);
 	if (m->opts->progress(&p, m->opts->opaque))
 		m->stop = true;
 	return 0;
@@ -745,7 +747,8 @@ static int alloc_buffers(struct merge *m)
 	unsigned slots = COPY_BUFFER_BYTES / ((uint32_t)m->block_sectors * SECTOR);
 	slots = slots < 2 ? 2 : slots > COPY_MAX_SLOTS ? COPY_MAX_SLOTS : slots;
 	m->reader = reader_start(slots, slots < COPY_WORKERS ? slots : COPY_WORKERS,
-	                         m->block_sectors, is_fixed(v) ? 0 : v->bitmap_bytes);
+	                         m->block_sectors, is_fixed(v) ? 0 : v->bitmap_bytes,
+	                         m->opts->io_priority);
 	return m->reader ? 0 : -1;
 }
 

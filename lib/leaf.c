@@ -282,6 +282,21 @@ int leaf_swap_open(struct vhd *leaf, struct vhd *parent, bool *renamed)
 	return rc;
 }
 
+/* The caller's options stay live (rate_limit "may be changed while the
+ * operation runs"), but the merge gets a copy with other flags: each
+ * progress call carries the caller's current limit into the copy. */
+struct live_rate {
+	const struct vhd_coalesce_opts *caller;
+	struct vhd_coalesce_opts *copy;
+};
+
+static int follow_rate(const struct vhd_progress *p, void *opaque)
+{
+	struct live_rate *l = opaque;
+	l->copy->rate_limit = l->caller->rate_limit;
+	return l->caller->progress ? l->caller->progress(p, l->caller->opaque) : 0;
+}
+
 VHD_EXPORT int vhd_leaf_coalesce(const char *leaf, const struct vhd_coalesce_opts *opts)
 {
 	static const struct vhd_coalesce_opts none;
@@ -320,7 +335,10 @@ VHD_EXPORT int vhd_leaf_coalesce(const char *leaf, const struct vhd_coalesce_opt
 	}
 	struct vhd_coalesce_opts o = *opts;
 	o.flags = (o.flags & ~VHD_COALESCE_RELINK & ~VHD_COALESCE_FORCE) | VHD_COALESCE_STRICT_DIR;
-	o.rate_limit = opts->rate_limit;
+	/* the copy's rate limit follows the caller's while it runs */
+	struct live_rate live = { .caller = opts, .copy = &o };
+	o.progress = follow_rate;
+	o.opaque = &live;
 	/* the merge's journal must be gone for good before the parent's name is */
 	rc = vhd_coalesce(j.leaf, &o) || fsync_parent_dir(j.path) || swap_locked(&j);
 	close(lfd);

@@ -16,7 +16,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "merge.h"
@@ -50,7 +52,27 @@ struct reader {
 	unsigned pending;          /* submitted, not yet released */
 	bool stopping;
 	uint8_t *gap;              /* where gap bytes go (shared: never looked at) */
+	int io_priority;           /* set by each worker on itself (0: inherited) */
+	uint64_t reads;            /* source reads done, and their time: the */
+	double read_seconds;       /* merge's own latency (for a pacing GC) */
 };
+
+static double monotonic(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ioprio_set(2) has no glibc wrapper; "who" 1 is IOPRIO_WHO_PROCESS, and
+ * process 0 is the calling thread (each thread has its own priority). */
+VHD_EXPORT int vhd_set_io_priority(int prio)
+{
+	if (syscall(SYS_ioprio_set, 1, 0, prio))
+		return vhd_error(errno, "setting the I/O priority %d.%d: %s", prio >> 13, prio & 7,
+		                 strerror(errno));
+	return 0;
+}
 
 /* Runs [i, j] can be read with one preadv if each follows the previous in
  * the same file at the same distance as in the block, with small gaps. */
@@ -188,7 +210,8 @@ static int write_slot(struct read_slot *s)
 	return 0;
 }
 
-static enum slot_state copy_slot(struct reader *r, struct slot *sl)
+static enum slot_state copy_slot(struct reader *r, struct slot *sl, uint64_t *reads,
+                                 double *read_seconds)
 {
 	struct read_slot *s = &sl->s;
 	for_each_edge(r, s, false);
@@ -205,7 +228,11 @@ static enum slot_state copy_slot(struct reader *r, struct slot *sl)
 		unsigned j = i;
 		while (j + 1 < s->nruns && j - i + 2 < MAX_IOV / 2 && joinable(&s->runs[j], &s->runs[j + 1]))
 			j++;
-		if (read_span(r, s, i, j)) {
+		double t0 = monotonic();
+		int failed = read_span(r, s, i, j);
+		*read_seconds += monotonic() - t0;
+		++*reads;
+		if (failed) {
 			sl->err = errno;
 			snprintf(sl->msg, sizeof sl->msg, "%s: reading %u sectors at byte %llu: %s",
 			         s->runs[i].from->path, s->runs[i].len,
@@ -237,6 +264,7 @@ static struct slot *next_queued(struct reader *r)
 static void *worker_main(void *arg)
 {
 	struct reader *r = arg;
+	int prio_err = r->io_priority && syscall(SYS_ioprio_set, 1, 0, r->io_priority) ? errno : 0;
 	pthread_mutex_lock(&r->lock);
 	for (;;) {
 		struct slot *sl;
@@ -246,8 +274,19 @@ static void *worker_main(void *arg)
 			break;
 		sl->state = SLOT_BUSY;
 		pthread_mutex_unlock(&r->lock);
-		enum slot_state done = copy_slot(r, sl);
+		uint64_t reads = 0;
+		double secs = 0;
+		enum slot_state done = SLOT_FAILED;
+		if (prio_err) {   /* the thread would copy at a priority not asked for */
+			sl->err = prio_err;
+			snprintf(sl->msg, sizeof sl->msg, "setting the I/O priority of a copy thread: %s",
+			         strerror(prio_err));
+		} else {
+			done = copy_slot(r, sl, &reads, &secs);
+		}
 		pthread_mutex_lock(&r->lock);
+		r->reads += reads;
+		r->read_seconds += secs;
 		sl->state = done;
 		pthread_cond_signal(&r->changed);
 	}
@@ -256,11 +295,12 @@ static void *worker_main(void *arg)
 }
 
 struct reader *reader_start(unsigned slots, unsigned workers, uint32_t block_sectors,
-                            uint32_t bitmap_bytes)
+                            uint32_t bitmap_bytes, int io_priority)
 {
 	struct reader *r = xcalloc(1, sizeof *r);
 	if (!r)
 		return NULL;
+	r->io_priority = io_priority;
 	r->gap = xaligned_alloc(4096, GAP_BYTES);
 	r->count = slots;
 	r->bitmap_bytes = bitmap_bytes;
@@ -346,6 +386,14 @@ void reader_release(struct reader *r)
 unsigned reader_pending(const struct reader *r)
 {
 	return r->pending;
+}
+
+void reader_read_stats(struct reader *r, uint64_t *reads, double *seconds)
+{
+	pthread_mutex_lock(&r->lock);
+	*reads = r->reads;
+	*seconds = r->read_seconds;
+	pthread_mutex_unlock(&r->lock);
 }
 
 unsigned reader_capacity(const struct reader *r)

@@ -65,8 +65,9 @@ struct read_slot {
 	uint8_t *edge;             /* one page: where the edges of writes are read */
 };
 struct reader;
+/* IO_PRIORITY: each worker's ioprio_set value (0: left as inherited). */
 struct reader *reader_start(unsigned slots, unsigned workers, uint32_t block_sectors,
-                            uint32_t bitmap_bytes);
+                            uint32_t bitmap_bytes, int io_priority);
 /* Queue BLOCK with its N runs (copied), to be written at DST of DST_FD;
  * if MAP_OFFSET, the worker also reads the base bitmap there (BITMAP_BYTES)
  * into the slot's MAP.  Waits for a free slot. */
@@ -76,6 +77,8 @@ int reader_submit(struct reader *r, uint32_t block, const struct run *runs, unsi
 struct read_slot *reader_next(struct reader *r);
 /* Give the slot returned by reader_next back. */
 void reader_release(struct reader *r);
+/* The source reads the workers made so far, and their summed time. */
+void reader_read_stats(struct reader *r, uint64_t *reads, double *seconds);
 /* Number of blocks submitted and not yet taken by reader_next. */
 unsigned reader_pending(const struct reader *r);
 unsigned reader_capacity(const struct reader *r);
