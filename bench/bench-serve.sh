@@ -28,11 +28,7 @@ start_server() {   # vhd|file|qemu
 	qemu) qemu-nbd -t -f vpc -k "$sock" --cache=writeback --aio=threads -e 4 "$WORK/qemu.vhd" 2>"$WORK/server.log" & ;;
 	esac
 	SERVER=$!
-	for _ in $(seq 200); do
-		nbdinfo --size "nbd+unix:///?socket=$sock" >/dev/null 2>&1 && return 0
-		sleep 0.05
-	done
-	cat "$WORK/server.log" >&2; die "$1 server did not start"
+	nbd_wait "$sock" "$WORK/server.log" "$1"
 }
 stop_server() { kill -TERM "$SERVER"; wait "$SERVER" 2>/dev/null; rm -f "$sock"; }
 
@@ -78,7 +74,7 @@ for _ in $(seq "$RUNS"); do
 		chainfile) nbdkit -f -U "$sock" file "$WORK/chain.raw" 2>"$WORK/server.log" & ;;
 		esac
 		SERVER=$!
-		for _ in $(seq 200); do nbdinfo --size "nbd+unix:///?socket=$sock" >/dev/null 2>&1 && break; sleep 0.05; done
+		nbd_wait "$sock" "$WORK/server.log" $srv
 		npid=$SERVER
 		[ $srv = chainvhd ] && npid=$(pgrep -P "$SERVER" nbdkit)
 		run_fio "$srv-read" read 1M

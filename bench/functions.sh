@@ -56,3 +56,13 @@ cache_note() {
 
 # free_mib DIR: MiB available on DIR's filesystem
 free_mib() { df -Pm "$1" | awk 'NR == 2 {print $4}'; }
+
+# nbd_wait SOCKET LOG WHAT: wait until an NBD server answers on SOCKET;
+# if it does not, show its LOG and give up
+nbd_wait() {
+	for _ in $(seq 200); do
+		nbdinfo --size "nbd+unix:///?socket=$1" >/dev/null 2>&1 && return 0
+		sleep 0.05
+	done
+	cat "$2" >&2; die "$3 server did not start"
+}
