@@ -429,6 +429,13 @@ int vhd_allocate_block(struct vhd *v, uint32_t block);
 #define NO_LAYER (-1)
 int vhd_find_source(struct vhd *v, uint64_t sector, uint64_t max, uint64_t *run,
                     struct vhd **from, int *layer, unsigned layers);
+/* File offset of virtual SECTOR in V's own data (V must hold it). */
+uint64_t vhd_sector_offset(const struct vhd *v, uint64_t sector);
+/* Read sectors [SECTOR, SECTOR+N) of V's chain into BUF in few system
+ * calls (readv.c); SPANS, if not NULL, is increased by the number of
+ * preadv spans made (for the tests).  0 or -1 with the error set. */
+int vhd_read_planned(struct vhd *v, uint8_t *buf, uint64_t sector, uint64_t n,
+                     unsigned *spans);
 /* Read N sectors of V's own data at virtual SECTOR (V must hold them). */
 int vhd_read_sectors(struct vhd *v, void *buf, uint64_t sector, uint64_t n);
 

@@ -83,7 +83,7 @@ int vhd_find_source(struct vhd *v, uint64_t sector, uint64_t max, uint64_t *run,
 }
 
 /* File offset of virtual SECTOR in V's own data (V must hold it). */
-static uint64_t sector_offset(const struct vhd *v, uint64_t sector)
+uint64_t vhd_sector_offset(const struct vhd *v, uint64_t sector)
 {
 	if (v->footer.type == VHD_TYPE_FIXED)
 		return sector * SECTOR;
@@ -95,24 +95,21 @@ int vhd_read_sectors(struct vhd *v, void *buf, uint64_t sector, uint64_t n)
 {
 	if (v->is_raw)
 		return raw_read_sectors(v, buf, sector, n);
-	return read_at(v->fd, v->path, buf, n * SECTOR, sector_offset(v, sector));
+	return read_at(v->fd, v->path, buf, n * SECTOR, vhd_sector_offset(v, sector));
 }
 
-/* A request made of several runs (layers of a chain, blocks placed out of
- * order) would otherwise wait for each run's read in turn: ask the kernel
- * to start reading them all first, so that cold reads overlap.  Advisory:
- * errors are left to the reads.  Without ALWAYS, a request of one run is
- * left to the read itself. */
-static void prefetch_runs(struct vhd *v, uint64_t sector, uint64_t left, bool always)
+/* NBD CACHE: ask the kernel to start reading every run of the range.
+ * Advisory: errors are left to the reads. */
+static void prefetch_runs(struct vhd *v, uint64_t sector, uint64_t left)
 {
 	uint64_t run;
 	struct vhd *from = NULL;
 	int l;
-	if (vhd_find_source(v, sector, left, &run, &from, &l, UINT_MAX) || (run >= left && !always))
+	if (vhd_find_source(v, sector, left, &run, &from, &l, UINT_MAX))
 		return;
 	for (;;) {
 		if (l != NO_LAYER)
-			posix_fadvise(from->fd, (off_t)sector_offset(from, sector), (off_t)(run * SECTOR),
+			posix_fadvise(from->fd, (off_t)vhd_sector_offset(from, sector), (off_t)(run * SECTOR),
 			              POSIX_FADV_WILLNEED);
 		sector += run;
 		left -= run;
@@ -125,24 +122,7 @@ VHD_EXPORT int vhd_pread(vhd_t *v, void *buf, uint64_t count, uint64_t offset)
 {
 	if (check_range(v, count, offset))
 		return -1;
-	uint8_t *p = buf;
-	uint64_t sector = offset / SECTOR, left = count / SECTOR;
-	prefetch_runs(v, sector, left, false);
-	while (left) {
-		uint64_t run;
-		struct vhd *from = NULL;
-		int l;
-		if (vhd_find_source(v, sector, left, &run, &from, &l, UINT_MAX))
-			return -1;
-		if (l == NO_LAYER)
-			memset(p, 0, run * SECTOR);
-		else if (vhd_read_sectors(from, p, sector, run))
-			return -1;
-		p += run * SECTOR;
-		sector += run;
-		left -= run;
-	}
-	return 0;
+	return vhd_read_planned(v, buf, offset / SECTOR, count / SECTOR, NULL);
 }
 
 VHD_EXPORT int vhd_is_zero(vhd_t *v, uint64_t count, uint64_t offset)
@@ -505,6 +485,6 @@ VHD_EXPORT int vhd_prefetch(vhd_t *v, uint64_t count, uint64_t offset)
 {
 	if (check_range(v, count, offset))
 		return -1;
-	prefetch_runs(v, offset / SECTOR, count / SECTOR, true);
+	prefetch_runs(v, offset / SECTOR, count / SECTOR);
 	return 0;
 }
