@@ -54,6 +54,8 @@ struct merge {
 	unsigned batch;
 	struct reader *reader;
 	int *direct_fds;        /* per layer above the base: O_DIRECT reader, or -1 */
+	int base_direct_fd;     /* the base opened O_DIRECT for writing, or -1 */
+	uint64_t page_bytes;    /* of the page cache */
 	uint32_t submitted;     /* next block to hand to the reader */
 	uint8_t *new_maps;      /* bitmaps of the batch's new blocks */
 	bool *full;
@@ -298,6 +300,20 @@ static int update_bitmap(struct merge *m, const struct read_slot *sl, unsigned i
 	                block_bitmap_offset(m->base, b));
 }
 
+/* May block B, whose data starts at DST, be written with O_DIRECT (see
+ * merge-copier.c)?  Only where it is already on disk (not a new block: a
+ * direct write into a hole allocates and zeroes on its own) and its data
+ * fills whole pages, so that no page of it holds a bitmap, a footer or
+ * another block, which the merge writes through the cache. */
+static bool may_write_direct(const struct merge *m, uint32_t b, uint64_t dst)
+{
+	uint64_t bytes = (uint64_t)m->block_sectors * SECTOR, page = m->page_bytes;
+	if (m->base_direct_fd < 0 || block_is_new(m, b) || dst % page || bytes % page)
+		return false;
+	/* a fixed base's last chunk may end in the footer's page */
+	return !is_fixed(m->base) || dst + bytes <= m->base->footer_offset - m->base->footer_offset % page;
+}
+
 /* Hand the workers the blocks ahead, up to their capacity and the end of
  * the batch (whose new blocks have their places). */
 static int fill_workers(struct merge *m, uint32_t limit)
@@ -311,7 +327,8 @@ static int fill_workers(struct merge *m, uint32_t limit)
 		/* an existing block's bitmap is read by the worker too */
 		uint64_t map = n && !block_is_new(m, b) && !is_fixed(m->base)
 		                   ? block_bitmap_offset(m->base, b) : 0;
-		if (reader_submit(m->reader, b, m->ahead_runs, n, m->base->fd, dst, map))
+		int direct = n && may_write_direct(m, b, dst) ? m->base_direct_fd : -1;
+		if (reader_submit(m->reader, b, m->ahead_runs, n, m->base->fd, direct, dst, map))
 			return -1;
 		m->submitted++;
 	}
@@ -697,11 +714,11 @@ static int grow_base(struct merge *m)
  * merge on a busy host does not have to spend; the layers are only read,
  * and a direct read sees what buffered writers left in the cache (the
  * kernel writes it back first).  -1 where direct reads are not possible. */
-static int open_direct(const struct vhd *v)
+static int open_direct(const struct vhd *v, int mode)
 {
 	struct stat a, b;
 	struct statx sx;
-	int fd = open(v->path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	int fd = open(v->path, mode | O_DIRECT | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
 	bool ok = fstat(fd, &a) == 0 && fstat(v->fd, &b) == 0 && a.st_dev == b.st_dev &&
@@ -722,7 +739,10 @@ static int open_direct_readers(struct merge *m)
 		return -1;
 	const struct vhd *v = m->top;
 	for (unsigned l = 0; l < m->layers; l++, v = v->parent)
-		m->direct_fds[l] = open_direct(v);
+		m->direct_fds[l] = open_direct(v, O_RDONLY);
+	m->base_direct_fd = open_direct(m->base, O_WRONLY);
+	long page = sysconf(_SC_PAGESIZE);
+	m->page_bytes = page > 0 ? (uint64_t)page : 4096;
 	return 0;
 }
 
@@ -763,6 +783,8 @@ static void merge_free(struct merge *m)
 		if (m->direct_fds[l] >= 0)
 			close(m->direct_fds[l]);
 	free(m->direct_fds);
+	if (m->base_direct_fd >= 0)
+		close(m->base_direct_fd);
 	free(m->runs);
 	free(m->ahead_runs);
 	free(m->full);
@@ -838,7 +860,7 @@ int merge_run(const char *top, const char *base, const char *op, bool relink,
               const struct vhd_coalesce_opts *opts)
 {
 	static const struct vhd_coalesce_opts none;
-	struct merge m = { .opts = opts ? opts : &none, .top_lock_fd = -1 };
+	struct merge m = { .opts = opts ? opts : &none, .top_lock_fd = -1, .base_direct_fd = -1 };
 	m.j.relink = relink;
 	m.t_window = m.t_limit = now();
 	int rc = setup(&m, top, base, op);
@@ -855,7 +877,7 @@ int merge_run(const char *top, const char *base, const char *op, bool relink,
 int merge_resume_late(struct journal *j, const struct vhd_coalesce_opts *opts)
 {
 	static const struct vhd_coalesce_opts none;
-	struct merge m = { .opts = opts ? opts : &none, .top_lock_fd = -1, .resumed = true };
+	struct merge m = { .opts = opts ? opts : &none, .top_lock_fd = -1, .base_direct_fd = -1, .resumed = true };
 	m.j = *j;
 	memset(j, 0, sizeof *j);
 	m.t_window = m.t_limit = now();

@@ -59,6 +59,8 @@ struct read_slot {
 	struct run *runs;
 	uint8_t *buf;              /* the block's bytes, at their offsets */
 	int dst_fd;
+	int dst_direct_fd;         /* the base opened O_DIRECT, where the block may be
+	                              written that way (see merge-copier.c), or -1 */
 	uint64_t dst;              /* byte offset of the block's data in the base */
 	uint64_t map_offset;       /* the base block's bitmap, read into MAP (0: none) */
 	uint8_t *map;
@@ -68,11 +70,12 @@ struct reader;
 /* IO_PRIORITY: each worker's ioprio_set value (0: left as inherited). */
 struct reader *reader_start(unsigned slots, unsigned workers, uint32_t block_sectors,
                             uint32_t bitmap_bytes, int io_priority);
-/* Queue BLOCK with its N runs (copied), to be written at DST of DST_FD;
+/* Queue BLOCK with its N runs (copied), to be written at DST of DST_FD
+ * (writes with a partial page at an edge through DST_DIRECT_FD unless -1);
  * if MAP_OFFSET, the worker also reads the base bitmap there (BITMAP_BYTES)
  * into the slot's MAP.  Waits for a free slot. */
 int reader_submit(struct reader *r, uint32_t block, const struct run *runs, unsigned n,
-                  int dst_fd, uint64_t dst, uint64_t map_offset);
+                  int dst_fd, int dst_direct_fd, uint64_t dst, uint64_t map_offset);
 /* The oldest submitted block once copied, or NULL with the error set. */
 struct read_slot *reader_next(struct reader *r);
 /* Give the slot returned by reader_next back. */

@@ -220,6 +220,25 @@ fail:
 	return -1;
 }
 
+/* A descriptor of FD's file that can read and write any bytes at any
+ * offset (>= 100, out of the program's way): a dup of FD unless FD is
+ * write-only or O_DIRECT (the merge writes sector-granular runs that way),
+ * whose reads and unaligned writes of the undo would fail. */
+static int undo_fd(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0 && !(fl & O_DIRECT) && (fl & O_ACCMODE) == O_RDWR)
+		return fcntl(fd, F_DUPFD_CLOEXEC, 100);
+	char path[64];
+	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+	int plain = open(path, O_RDWR | O_CLOEXEC);
+	if (plain < 0)
+		abort();
+	int high = fcntl(plain, F_DUPFD_CLOEXEC, 100);
+	close(plain);
+	return high;
+}
+
 /* Remember what [off, off+len) of FD held, so a power cut can undo it. */
 static void record(int fd, const struct stat *st, off_t off, size_t len, off_t end)
 {
@@ -230,14 +249,14 @@ static void record(int fd, const struct stat *st, off_t off, size_t len, off_t e
 		abort();
 	u->dev = st->st_dev;
 	u->ino = st->st_ino;
-	u->fd = fcntl(fd, F_DUPFD_CLOEXEC, 100);
+	u->fd = undo_fd(fd);
 	u->off = off;
 	u->old_size = st->st_size;
 	u->end = end;
 	if (S_ISREG(st->st_mode) && off < st->st_size) {
 		u->len = (size_t)(st->st_size - off) < len ? (size_t)(st->st_size - off) : len;
 		u->old = malloc(u->len);
-		if (!u->old || pread(fd, u->old, u->len, off) != (ssize_t)u->len)
+		if (!u->old || pread(u->fd, u->old, u->len, off) != (ssize_t)u->len)
 			abort();
 		undo_bytes += u->len;
 		if (undo_bytes > (1ull << 30)) {
