@@ -20,8 +20,10 @@ static const char client_help[] =
 	"       vhd gc wait DIR --vhd FILE --max-depth N [--timeout SECS]\n"
 	"                   [--stuck-after SECS] [--json] [--socket PATH]\n"
 	"\n"
-	"status    the GC's state, current operation (progress bar), queue, chain\n"
-	"          depth of every leaf, damaged VHDs and recent errors\n"
+	"status    the GC's state, current operation (progress bar), queue, damaged\n"
+	"          VHDs, recent errors, and per chain (a visible leaf to its root):\n"
+	"          depth, layers and bytes to merge, the space the next merge needs\n"
+	"          and whether it fits, and the ETA from the measured merge speed\n"
 	"pause     stop the current operation at a consistent point (resumable)\n"
 	"          and start no other until 'resume'\n"
 	"resume    go on (also retries cancelled and failed operations)\n"
@@ -30,7 +32,8 @@ static const char client_help[] =
 	"wait      block until FILE's chain is at most N deep; fail early, with the\n"
 	"          reason, when the GC is not running, paused, stuck (no progress\n"
 	"          for --stuck-after seconds, default 60), has nothing that would\n"
-	"          shorten the chain, or a VHD of the chain is damaged\n"
+	"          shorten the chain, or a VHD of the chain is damaged; exit 4 at\n"
+	"          once when the GC's ETA for that depth exceeds --timeout\n"
 	"\n"
 	"Examples:\n"
 	"  vhd gc status --watch /srv/sr\n"
@@ -93,6 +96,46 @@ static void print_queue(json_object *q)
 	}
 }
 
+static void print_eta(json_object *eta, char *out, size_t len)
+{
+	if (!eta)
+		snprintf(out, len, "unknown");
+	else   /* tenths under 10 s: a merge of a few MiB is not "0 s" */
+		snprintf(out, len, json_object_get_double(eta) < 10 ? "%.1f s" : "%.0f s",
+		         json_object_get_double(eta));
+}
+
+/* Per chain: what waits to be merged, the next merge's space, the ETA. */
+static void print_chains(json_object *s)
+{
+	json_object *c = jget(s, "chains"), *sp = jget(s, "speed");
+	json_object *speed = sp ? jget(sp, "bytes_per_second") : NULL;
+	char b[32], n[32], e[32];
+	if (speed)
+		printf("\nmerge speed: %s/s (mean of %.0f merges)\n",
+		       human_size((uint64_t)json_object_get_double(speed), b, sizeof b),
+		       json_num(sp, "samples"));
+	else
+		printf("\nmerge speed: unknown until a merge ends (ETAs unknown)\n");
+	size_t nc = c ? json_object_array_length(c) : 0;
+	if (!nc)
+		return;
+	printf("%-40s %5s %8s %12s %12s %5s %10s  %s\n", "CHAIN (LEAF)", "DEPTH", "TO MERGE",
+	       "BYTES", "NEXT NEEDS", "FITS", "ETA", "WAITS");
+	for (size_t i = 0; i < nc; i++) {
+		json_object *ch = json_object_array_get_idx(c, i), *next = jget(ch, "next");
+		json_object *fits = next ? jget(next, "fits") : NULL;
+		const char *waits = json_str(ch, "waits");
+		print_eta(jget(ch, "eta"), e, sizeof e);
+		printf("%-40s %5.0f %8.0f %12s %12s %5s %10s  %s\n", json_str(ch, "vhd"), json_num(ch, "depth"),
+		       json_num(ch, "nodes_to_merge"),
+		       human_size((uint64_t)json_num(ch, "bytes_to_merge"), b, sizeof b),
+		       next ? human_size((uint64_t)json_num(next, "space_needed"), n, sizeof n) : "-",
+		       !fits ? "-" : json_object_get_boolean(fits) ? "yes" : "no", e,
+		       waits ? waits : "");
+	}
+}
+
 static void print_status(json_object *s)
 {
 	char b[32], r[32];
@@ -126,6 +169,7 @@ static void print_status(json_object *s)
 		printf("%s %s %.0f", i ? "," : "", json_str(e, "vhd"), json_num(e, "depth"));
 	}
 	putchar('\n');
+	print_chains(s);
 	json_object *br = jget(s, "broken");
 	for (size_t i = 0; br && i < json_object_array_length(br); i++) {
 		json_object *e = json_object_array_get_idx(br, i);
@@ -245,6 +289,8 @@ struct waiter {
 	unsigned depth;
 	char why[512];
 	double first_scans;       /* the GC's scan count when we began */
+	bool eta_checked;         /* against --timeout, on the first scanned status */
+	double eta;               /* to reach --max-depth, -1 unknown */
 };
 
 static void free_chain(struct waiter *w)
@@ -263,11 +309,15 @@ static const char *name_of(const char *p)
 }
 
 /* The chain's depth and member names, read under the SR lock (a relink
- * rewrites headers in place). */
+ * rewrites headers in place): 0, or 1 while the lock is busy (the GC can
+ * hold it for long at a merge's start under a rate limit: the last figures
+ * stay, and the timeout and the GC's state are still watched), or -1. */
 static int measure(struct waiter *w)
 {
+	int lk = vhd_sr_lock_file(w->c->vhd, 0);
+	if (lk < 0 && vhd_get_errno() == EBUSY)
+		return 1;
 	free_chain(w);
-	int lk = vhd_sr_lock_file(w->c->vhd, 1);
 	vhd_t *v = vhd_open(w->c->vhd, VHD_OPEN_RDONLY);
 	if (!v) {
 		snprintf(w->why, sizeof w->why, "%s", vhd_get_error());
@@ -347,8 +397,8 @@ static const char *verdict(struct waiter *w, json_object *s, double *last_change
 	const char *waits;
 	bool work = chain_has_work(w, s, &waits);
 	const char *state = json_str(s, "state");
-	if (!work && state && strcmp(state, "working") && *seen_scans >= 0 && t - *last_scan_change < 30 &&
-	    w->c->stuck_after >= 0) {
+	if (!work && w->nchain && state && strcmp(state, "working") && *seen_scans >= 0 &&
+	    t - *last_scan_change < 30 && w->c->stuck_after >= 0) {
 		/* two scans since we began, and nothing for this chain */
 		if (w->first_scans < 0)
 			w->first_scans = *seen_scans;
@@ -368,6 +418,57 @@ static const char *verdict(struct waiter *w, json_object *s, double *last_change
 		return "stuck";
 	}
 	return NULL;
+}
+
+/* The ETA of the status's chain of FILE (as gc/chains.c computed its
+ * schedule) to be at most MAX_DEPTH deep; -1 unknown or no such chain. */
+static double chain_eta(json_object *s, const char *file, unsigned max_depth, unsigned *depth)
+{
+	json_object *chains = jget(s, "chains"), *ch = NULL;
+	for (size_t i = 0; chains && i < json_object_array_length(chains); i++) {
+		json_object *c = json_object_array_get_idx(chains, i);
+		const char *vhd = json_str(c, "vhd");
+		if (vhd && !strcmp(vhd, name_of(file)))
+			ch = c;
+	}
+	json_object *sched = ch ? jget(ch, "schedule") : NULL;
+	if (!sched || !json_object_is_type(sched, json_type_array))
+		return -1;
+	struct gc_chain c = { .depth = (unsigned)json_num(ch, "depth"),
+	                      .nsteps = (unsigned)json_object_array_length(sched) };
+	if (!(c.steps = calloc(c.nsteps + 1, sizeof *c.steps)))
+		return -1;
+	for (unsigned i = 0; i < c.nsteps; i++) {
+		json_object *st = json_object_array_get_idx(sched, i), *eta = jget(st, "eta");
+		c.steps[i] = (struct gc_chain_step){ .depth = (unsigned)json_num(st, "depth"),
+		                                     .eta = eta ? json_object_get_double(eta) : -1 };
+	}
+	double eta = gc_chain_eta_to_depth(&c, max_depth);
+	free(c.steps);
+	*depth = c.depth;
+	return eta;
+}
+
+/* Fails at once ("eta") when the GC's ETA for the chain already exceeds
+ * --timeout; checked once, on the first status after a scan (with the
+ * chain's depth as the GC saw it: the file is not opened, so a GC holding
+ * the SR lock does not delay the answer). */
+static const char *eta_verdict(struct waiter *w, json_object *s)
+{
+	unsigned depth = 0;
+	if (w->eta_checked || json_num(s, "scans") < 1)
+		return NULL;
+	w->eta_checked = true;
+	w->eta = chain_eta(s, w->c->vhd, (unsigned)w->c->max_depth, &depth);
+	if (w->c->timeout <= 0 || w->eta < 0 || w->eta <= w->c->timeout)
+		return NULL;
+	w->depth = depth;
+	json_object *speed = jget(jget(s, "speed"), "bytes_per_second");
+	char r[32];
+	snprintf(w->why, sizeof w->why, "the GC's ETA for depth <= %ld is %.0f s, more than "
+	         "--timeout %.0f s (merge speed %s/s)", w->c->max_depth, w->eta, w->c->timeout,
+	         human_size(speed ? (uint64_t)json_object_get_double(speed) : 0, r, sizeof r));
+	return "eta";
 }
 
 static void wait_progress(struct waiter *w, json_object *s, bool tty)
@@ -395,6 +496,7 @@ static int wait_result(struct waiter *w, const char *reason)
 		json_object_object_add(o, "depth", json_object_new_int((int)w->depth));
 		json_object_object_add(o, "max_depth", json_object_new_int((int)w->c->max_depth));
 		json_object_object_add(o, "reason", reason ? json_object_new_string(reason) : NULL);
+		json_object_object_add(o, "eta", w->eta >= 0 ? json_object_new_double(w->eta) : NULL);
 		json_object_object_add(o, "message", reason ? json_object_new_string(w->why) : NULL);
 		json_print(o);
 	} else if (!reason) {
@@ -403,6 +505,8 @@ static int wait_result(struct waiter *w, const char *reason)
 	if (reason)
 		warnx_("%s: %s (%s)", w->c->vhd, w->why, reason);
 	free_chain(w);
+	if (reason && !strcmp(reason, "eta"))
+		return EXIT_REFUSED;   /* nothing was waited for: the request cannot be met */
 	return reason ? EXIT_FAIL : EXIT_OK;
 }
 
@@ -412,26 +516,39 @@ static int wait_depth(struct client_opts *c)
 		warnx_("wait needs --vhd FILE and --max-depth N");
 		return usage(client_help, true);
 	}
-	struct waiter w = { .c = c, .first_scans = -1 };
+	struct waiter w = { .c = c, .first_scans = -1, .eta = -1 };
 	double start = now_seconds(), last_change = start, last_scan = start, scans = -1, prog = -1;
 	bool tty = isatty(STDERR_FILENO);
+	json_object *first = gc_request(c->sock, cmd_object("status"), true);
+	const char *early = first ? eta_verdict(&w, first) : NULL;
+	json_object_put(first);
+	if (early)
+		return wait_result(&w, early);
 	for (;;) {
-		if (measure(&w))
+		int m = measure(&w);
+		if (m < 0)
 			return wait_result(&w, "broken");
-		if (w.depth <= (unsigned)c->max_depth)
+		if (!m && w.depth <= (unsigned)c->max_depth)
 			return wait_result(&w, NULL);
 		json_object *s = gc_request(c->sock, cmd_object("status"), true);
 		if (!s) {
 			snprintf(w.why, sizeof w.why, "the GC is not running (no answer on %.400s)", c->sock);
 			return wait_result(&w, "not-running");
 		}
-		const char *why = verdict(&w, s, &last_change, &last_scan, &scans, &prog);
+		const char *why = eta_verdict(&w, s);
+		if (!why)
+			why = verdict(&w, s, &last_change, &last_scan, &scans, &prog);
 		wait_progress(&w, s, tty);
 		json_object_put(s);
 		if (why)
 			return wait_result(&w, why);
 		if (c->timeout > 0 && now_seconds() - start > c->timeout) {
-			snprintf(w.why, sizeof w.why, "timed out after %.0f s at depth %u", c->timeout, w.depth);
+			if (w.nchain)
+				snprintf(w.why, sizeof w.why, "timed out after %.0f s at depth %u", c->timeout,
+				         w.depth);
+			else
+				snprintf(w.why, sizeof w.why, "timed out after %.0f s, the chain's depth "
+				         "unread (the SR lock stayed busy)", c->timeout);
 			return wait_result(&w, "timeout");
 		}
 		usleep(200000);

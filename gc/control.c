@@ -103,6 +103,85 @@ static json_object *forest_json(struct gc *g)
 	return f;
 }
 
+/* What chains.c needs of the status; caller holds LOCK. */
+static void chain_input(struct gc *g, struct gc_chain_input *in)
+{
+	*in = (struct gc_chain_input){
+		.forest = g->forest, .nforest = g->nforest, .queue = g->queue, .nqueue = g->nqueue,
+		.current = g->busy ? &g->current : NULL,
+		.current_left = g->busy && g->total > g->done ? g->total - g->done : 0,
+		.speed = g->speed, .speed_limit = g->speed_limit, .rate_limit = g->copts.rate_limit,
+		.avail = g->space_avail,
+		.min_free = g->o.min_free,
+	};
+}
+
+int gc_status_chains(struct gc *g, struct gc_chain **out)
+{
+	struct gc_chain_input in;
+	chain_input(g, &in);
+	return gc_chains_make(&in, out);
+}
+
+static json_object *seconds_or_null(double s)
+{
+	return s >= 0 ? json_object_new_double(s) : NULL;
+}
+
+static json_object *chain_json(struct gc *g, const struct gc_chain *c)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "vhd", json_object_new_string(g->forest[c->leaf].vhd));
+	json_object_object_add(o, "root", json_object_new_string(g->forest[c->root].vhd));
+	json_object_object_add(o, "depth", json_object_new_int((int)c->depth));
+	json_object_object_add(o, "nodes_to_merge", json_object_new_int((int)c->nodes));
+	json_object_object_add(o, "bytes_to_merge", json_object_new_uint64(c->bytes));
+	json_object *next = NULL;
+	if (c->next >= 0) {
+		const struct gc_item *it = &g->queue[c->next];
+		next = json_object_new_object();
+		json_object_object_add(next, "kind", json_object_new_string(gc_kind_names[it->kind]));
+		json_object_object_add(next, "vhd", json_object_new_string(it->vhd));
+		json_object_object_add(next, "space_needed", json_object_new_uint64(c->next_need));
+		json_object_object_add(next, "fits", c->next_fits < 0 ? NULL
+		                                     : json_object_new_boolean(c->next_fits));
+	}
+	json_object_object_add(o, "next", next);
+	json_object_object_add(o, "waits", c->waits ? json_object_new_string(c->waits) : NULL);
+	json_object_object_add(o, "eta", seconds_or_null(c->eta));
+	json_object *steps = json_object_new_array();
+	for (unsigned i = 0; i < c->nsteps; i++) {
+		json_object *s = json_object_new_object();
+		json_object_object_add(s, "depth", json_object_new_int((int)c->steps[i].depth));
+		json_object_object_add(s, "eta", seconds_or_null(c->steps[i].eta));
+		json_object_array_add(steps, s);
+	}
+	json_object_object_add(o, "schedule", steps);
+	return o;
+}
+
+/* Per chain: depth, what waits to be merged, space, ETA (chains.c). */
+static json_object *chains_json(struct gc *g)
+{
+	struct gc_chain *c;
+	int n = gc_status_chains(g, &c);
+	json_object *a = json_object_new_array();
+	for (int i = 0; i < n; i++)
+		json_object_array_add(a, chain_json(g, &c[i]));
+	gc_chains_free(c, n > 0 ? (unsigned)n : 0);
+	return a;
+}
+
+static json_object *speed_json(struct gc *g)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "bytes_per_second", g->speed > 0 ? json_object_new_double(g->speed)
+	                                                           : NULL);
+	json_object_object_add(o, "samples", json_object_new_int64(g->speed_samples));
+	json_object_object_add(o, "rate_limit", json_object_new_uint64(g->speed_limit));
+	return o;
+}
+
 json_object *gc_status_json(struct gc *g)
 {
 	json_object *o = json_object_new_object();
@@ -142,6 +221,10 @@ json_object *gc_status_json(struct gc *g)
 	}
 	json_object_object_add(o, "broken", b);
 	json_object_object_add(o, "forest", forest_json(g));
+	json_object_object_add(o, "chains", chains_json(g));
+	json_object_object_add(o, "speed", speed_json(g));
+	json_object_object_add(o, "space_available", g->space_avail == UINT64_MAX ? NULL
+	                                             : json_object_new_uint64(g->space_avail));
 	json_object_object_add(o, "depth_warning", json_object_new_int(GC_DEPTH_WARNING));
 	json_object_object_add(o, "depth_limit", json_object_new_int(VHD_XEN_MAX_DEPTH));
 	json_object *errs = json_object_new_array();

@@ -106,6 +106,11 @@ struct gc {
 	time_t last_progress;              /* a byte moved or an operation ended */
 	/* totals */
 	uint64_t bytes_coalesced;
+	double speed;                      /* measured merge speed, bytes/s (0: unknown) */
+	unsigned speed_samples;            /* merges it was measured on (speed.c) */
+	uint64_t speed_limit;              /* the rate limit they ran under (0: none) */
+	uint64_t space_avail;              /* the SR's free bytes at the last scan
+	                                      (UINT64_MAX: unknown) */
 	uint64_t ops[GC_KINDS][GC_RESULTS];
 	int exit_code;
 	char metrics_bound[128];
@@ -138,6 +143,67 @@ struct vhd_sr;
 int gc_plan_make(const struct vhd_sr *sr, const struct gc_facts *facts, struct gc_plan *plan);
 void gc_plan_free(struct gc_plan *plan);
 
+/* chains.c: per chain (a visible leaf's path to its root: what an operator
+ * calls a disk's chain), what the plan will merge of it and when.  Opens no
+ * file, reads no clock (tests/unit/test-gc-chains.c).  The ETA walks the
+ * queue in the worker's order: an operation that waits runs later (its
+ * chain's later depths are unknown), and the first one that does not fit in
+ * the free space stops the worker (every later time is unknown). */
+struct gc_chain_input {
+	const struct gc_node *forest;   /* the last scan */
+	unsigned nforest;
+	const struct gc_item *queue;    /* the plan, in the order the worker runs it */
+	unsigned nqueue;
+	const struct gc_item *current;  /* the running operation, or NULL */
+	uint64_t current_left;          /* the bytes it has still to move */
+	double speed;                   /* measured merge speed, bytes/s; 0 unknown */
+	uint64_t speed_limit;           /* the rate limit it was measured under, 0 none */
+	uint64_t rate_limit;            /* now, 0: none; the speed is capped by it, and
+	                                   unknown when above SPEED_LIMIT (the merges
+	                                   may now go faster than measured) */
+	uint64_t avail;                 /* free bytes of the SR; UINT64_MAX unknown */
+	uint64_t min_free;              /* --min-free */
+};
+struct gc_chain_step {
+	unsigned depth;      /* the chain's depth after this merge */
+	double eta;          /* seconds from now until it is done; -1 unknown */
+};
+struct gc_chain {
+	unsigned leaf, root;          /* indexes in the forest */
+	unsigned depth;
+	unsigned nodes;               /* layers the planned merges remove */
+	uint64_t bytes;               /* data those merges move */
+	int next;                     /* queue index of its next merge not running, -1 */
+	uint64_t next_need;           /* free space that merge needs */
+	int next_fits;                /* 1, 0; -1 unknown or no next merge */
+	const char *waits;            /* why its first waiting merge waits, or NULL */
+	double eta;                   /* until every planned merge is done; -1 unknown */
+	struct gc_chain_step *steps;  /* one per planned merge, in order */
+	unsigned nsteps;
+};
+/* The chains of IN (one per visible leaf, in the forest's order) into
+ * *OUT (free with gc_chains_free); their count, or -1 when out of memory. */
+int gc_chains_make(const struct gc_chain_input *in, struct gc_chain **out);
+void gc_chains_free(struct gc_chain *c, unsigned n);
+/* The ETA for chain C to be at most MAX_DEPTH deep: 0 when it is already,
+ * -1 when unknown (no speed, a merge waits, or too few merges planned). */
+double gc_chain_eta_to_depth(const struct gc_chain *c, unsigned max_depth);
+/* Free space an operation moving BYTES needs (the merge's own estimate,
+ * with room for metadata, plus --min-free); 0 for a delete. */
+uint64_t gc_space_need(const struct gc_item *it, uint64_t min_free);
+/* The layers ITEM removes from every chain through it (0 for a delete). */
+unsigned gc_item_layers(const struct gc_item *it);
+
+/* speed.c: the measured merge speed, kept in DIR/.vhd-gc-speed.  Load it
+ * at start (a damaged file is logged and ignored); note a finished merge
+ * that moved BYTES in SECS under the rate limit LIMIT (updates the mean, or
+ * starts it again when the limit changed; saves the file; takes LOCK). */
+void gc_speed_load(struct gc *g);
+void gc_speed_note(struct gc *g, uint64_t bytes, double secs, uint64_t limit);
+/* The mean after SAMPLE, of one of SAMPLES so far (the first sets it). */
+double gc_speed_mean(double mean, unsigned samples, double sample);
+int gc_fsync_dir(const char *dir);
+
 /* worker.c: gathers the facts (scan, check, sizes) and runs the plan. */
 void *gc_worker(void *gc);
 
@@ -148,6 +214,8 @@ void gc_log(struct gc *g, bool error, const char *fmt, ...) __attribute__((forma
 /* control.c */
 int gc_server_run(struct gc *g);         /* the socket loop, until shutdown */
 struct json_object *gc_status_json(struct gc *g);   /* caller holds LOCK */
+/* The chains of the status (gc_chains_make's result); caller holds LOCK. */
+int gc_status_chains(struct gc *g, struct gc_chain **out);
 /* Socket path for DIR (or EXPLICIT) into OUT; -1 if too long. */
 int gc_socket_path(const char *dir, const char *explicit_path, char *out, size_t len);
 

@@ -172,6 +172,7 @@ static int run(int argc, char **argv)
 	g->state = "starting";
 	g->copts.rate_limit = rate;
 	g->copts.io_priority = g->o.io_priority;
+	g->space_avail = UINT64_MAX;
 	g->last_progress = time(NULL);
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigaction(SIGTERM, &sa, NULL);

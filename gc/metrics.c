@@ -18,6 +18,60 @@ static void metric_help(FILE *f, const char *name, const char *type, const char 
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* NAME as a label value: backslash, quote and newline escaped. */
+static void label_value(FILE *f, const char *name)
+{
+	for (const char *p = name; *p; p++) {
+		if (*p == '\\' || *p == '"')
+			fputc('\\', f);
+		if (*p == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*p, f);
+	}
+}
+
+static void chain_metric(FILE *f, const char *metric, const char *chain, double value,
+                         int decimals)
+{
+	fprintf(f, "%s{chain=\"", metric);
+	label_value(f, chain);
+	fprintf(f, "\"} %.*f\n", decimals, value);
+}
+
+/* Per chain (gc_status_chains): depth, layers and bytes to merge, the next
+ * merge's space and whether it fits, the ETA when known.  Caller holds LOCK. */
+static void chain_metrics(FILE *f, struct gc *g)
+{
+	static const struct { const char *name, *help; } m[] = {
+		{ "vhd_gc_chain_layers", "Depth of the chain of each visible leaf." },
+		{ "vhd_gc_chain_nodes_to_merge", "Layers of the chain the planned merges remove." },
+		{ "vhd_gc_chain_bytes_to_merge", "Data the planned merges of the chain move." },
+		{ "vhd_gc_chain_space_needed_bytes", "Free space the chain's next merge needs." },
+		{ "vhd_gc_chain_space_fits", "1 if the chain's next merge fits in the free space." },
+		{ "vhd_gc_chain_eta_seconds", "Seconds until the chain's planned merges are done "
+		                              "(absent while unknown)." },
+	};
+	struct gc_chain *c;
+	int n = gc_status_chains(g, &c);
+	for (size_t k = 0; k < sizeof m / sizeof *m; k++) {
+		metric_help(f, m[k].name, "gauge", m[k].help);
+		for (int i = 0; i < n; i++) {
+			const char *leaf = g->forest[c[i].leaf].vhd;
+			double v[] = { c[i].depth, c[i].nodes, (double)c[i].bytes,
+			               c[i].next >= 0 ? (double)c[i].next_need : -1, c[i].next_fits,
+			               c[i].eta };
+			if (v[k] >= 0)
+				chain_metric(f, m[k].name, leaf, v[k], k == 5 ? 3 : 0);
+		}
+	}
+	gc_chains_free(c, n > 0 ? (unsigned)n : 0);
+	metric_help(f, "vhd_gc_merge_speed_bytes_per_second", "gauge",
+	            "Measured merge speed (mean of finished merges; absent while unknown).");
+	if (g->speed > 0)
+		fprintf(f, "vhd_gc_merge_speed_bytes_per_second %.0f\n", g->speed);
+}
+
 char *gc_metrics_text(struct gc *g)
 {
 	static const unsigned buckets[] = { 1, 2, 3, 5, 10, 15, 20, 25, 30 };
@@ -61,6 +115,7 @@ char *gc_metrics_text(struct gc *g)
 	fprintf(f, "vhd_gc_paused %d\n", g->paused);
 	metric_help(f, "vhd_gc_broken_vhds", "gauge", "VHDs that fail check (never touched).");
 	fprintf(f, "vhd_gc_broken_vhds %u\n", g->nbroken);
+	chain_metrics(f, g);
 	metric_help(f, "vhd_gc_last_progress_timestamp_seconds", "gauge",
 	            "When a byte last moved or an operation ended.");
 	fprintf(f, "vhd_gc_last_progress_timestamp_seconds %lld\n", (long long)g->last_progress);

@@ -139,7 +139,7 @@ static bool changed(char **last, const char *text)
 static void status_events(struct stream *s, FILE *f)
 {
 	static const char *const moving[] = { "operation", "totals", "last_progress", "scans",
-	                                      "time" };
+	                                      "chains", "space_available", "time" };
 	struct gc *g = s->g;
 	pthread_mutex_lock(&g->lock);
 	json_object *st = gc_status_json(g);

@@ -215,6 +215,8 @@ static int make_plan(struct gc *g, struct plan *p, char *why, size_t len)
 	return rc;
 }
 
+static uint64_t sr_avail(struct gc *g);
+
 /* Publish the plan's view (queue, leaves, broken files) to the status. */
 static void publish(struct gc *g, struct plan *p)
 {
@@ -243,7 +245,9 @@ static void publish(struct gc *g, struct plan *p)
 		                              .file_size = e->file_size, .depth = e->depth };
 		snprintf(forest[i].vhd, sizeof forest[i].vhd, "%s", e->name);
 	}
+	uint64_t avail = sr_avail(g);
 	pthread_mutex_lock(&g->lock);
+	g->space_avail = avail;
 	free(g->queue);
 	free(g->leaves);
 	free(g->broken);
@@ -316,15 +320,6 @@ static int on_progress(const struct vhd_progress *pr, void *opaque)
 	return 0;
 }
 
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc = fd >= 0 ? fsync(fd) : -1;
-	if (fd >= 0)
-		close(fd);
-	return rc;
-}
-
 static bool path_in(struct gc *g, const char *name, char *out, size_t len)
 {
 	return (size_t)snprintf(out, len, "%s/%s", g->o.dir, name) < len;
@@ -358,7 +353,7 @@ static int delete_garbage(struct gc *g, const struct gc_item *it, char *err, siz
 		snprintf(err, len, "%s: in use", it->vhd);
 	else if (unlink(path))
 		snprintf(err, len, "%s: %s", it->vhd, strerror(errno));
-	else if (fsync_dir(g->o.dir))
+	else if (gc_fsync_dir(g->o.dir))
 		snprintf(err, len, "%s: fsync: %s", g->o.dir, strerror(errno));
 	if (fd >= 0)
 		close(fd);
@@ -517,15 +512,23 @@ static void refresh_servers(struct gc *g, const struct gc_item *it)
 	vhd_sr_unlock(lk);
 }
 
+/* The SR's free bytes, UINT64_MAX when unknown. */
+static uint64_t sr_avail(struct gc *g)
+{
+	struct statvfs sv;
+	if (statvfs(g->o.dir, &sv))
+		return UINT64_MAX;
+	return (uint64_t)sv.f_bavail * sv.f_frsize;
+}
+
 static bool space_ok(struct gc *g, const struct gc_item *it, char *why, size_t len)
 {
 	if (it->kind == GC_DELETE)
 		return true;
-	struct statvfs sv;
-	if (statvfs(g->o.dir, &sv))
+	uint64_t avail = sr_avail(g);
+	if (avail == UINT64_MAX)
 		return true;   /* the merge's own check reports it */
-	uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
-	uint64_t need = it->bytes + it->bytes / 64 + (4u << 20) + g->o.min_free;
+	uint64_t need = gc_space_need(it, g->o.min_free);
 	if (need <= avail)
 		return true;
 	snprintf(why, len, "%.100s needs %llu MiB free (with --min-free), the SR has %llu MiB",
@@ -553,6 +556,9 @@ static void run_item(struct gc *g, const struct gc_item *it)
 	       it->into[0] ? " into " : "", it->into, it->live ? " (live, by its vhd serve)" : "",
 	       (unsigned long long)it->bytes);
 	double t0 = now_seconds();
+	pthread_mutex_lock(&g->lock);
+	uint64_t coalesced_before = g->bytes_coalesced, limit_before = g->copts.rate_limit;
+	pthread_mutex_unlock(&g->lock);
 	char msg[512] = "";
 	int err = 0, rc = it->live ? run_live(g, it, msg, sizeof msg, &err)
 	                  : it->kind == GC_DELETE ? delete_garbage(g, it, msg, sizeof msg)
@@ -567,7 +573,8 @@ static void run_item(struct gc *g, const struct gc_item *it)
 	bool cancelled = g->cancelled;
 	if (r == GC_CANCELLED && cancelled && g->ndefer < GC_MAX_DEFER)
 		snprintf(g->defer[g->ndefer++], sizeof g->defer[0], "%s", it->vhd);
-	uint64_t moved = g->done;
+	uint64_t moved = g->done, moved_now = g->bytes_coalesced - coalesced_before;
+	uint64_t limit = g->copts.rate_limit;
 	g->ops[it->kind][r]++;
 	g->busy = false;
 	g->last_progress = time(NULL);
@@ -585,6 +592,9 @@ static void run_item(struct gc *g, const struct gc_item *it)
 		       secs, msg);
 	if (r == GC_OK && it->kind == GC_COALESCE)
 		refresh_servers(g, it);
+	/* a speed under one rate limit, not a mix (set-rate while it ran) */
+	if (r == GC_OK && it->kind != GC_DELETE && limit == limit_before)
+		gc_speed_note(g, moved_now, secs, limit);   /* what this run moved: not a resumed part */
 	if (r == GC_ERROR) {
 		pthread_mutex_lock(&g->lock);
 		if (g->ndefer < GC_MAX_DEFER)   /* not retried until resume or a restart */
@@ -698,6 +708,7 @@ void *gc_worker(void *arg)
 		pthread_mutex_unlock(&g->lock);
 		return NULL;
 	}
+	gc_speed_load(g);
 	recover(g);
 	uint64_t last_sig = 0, own_sig = 0, logged_sig = 0;
 	bool after_op = true, failed = false;

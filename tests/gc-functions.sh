@@ -3,6 +3,8 @@
 #     LEVELS snapshots of one VM disk: hidden b00 .. b(LEVELS-1), each with an
 #     empty visible snapshot sNN beside its hidden child, data in every layer,
 #     the VM's disk leaf.vhd on top (visible, with data).
+#   small_chain DIR P SECTORS: DIR/P0.vhd <- P1 <- P2 (16 MiB; P0, P1 hidden),
+#     SECTORS random sectors written in each, spread over its blocks
 #   sr_sums DIR: "name sha" of every visible VHD (content through its chain)
 #   gc_start DIR ARGS...: start `vhd gc run` in the background (GC_PID, GC_LOG,
 #     GC_SOCK); gc_stop; gc_status [SOCK]: the status JSON on one line
@@ -21,6 +23,20 @@ make_sr() {
 		"$VHD" snapshot "$d/$prev.vhd" "$d/s$(printf %02d $((i - 1))).vhd" >/dev/null || return 1
 		"$VHD" set "$d/$prev.vhd" hidden on >/dev/null || return 1
 		random_writes "$d/$cur.vhd" "$size" "$writes" 256 || return 1
+	done
+}
+small_chain() {
+	local d=$1 p=$2 n=$3 i blk
+	"$VHD" create "$d/${p}0.vhd" 16M >/dev/null || return 1
+	for i in 0 1 2; do
+		if [ "$i" -gt 0 ]; then
+			"$VHD" snapshot "$d/$p$((i - 1)).vhd" "$d/$p$i.vhd" >/dev/null &&
+				"$VHD" set "$d/$p$((i - 1)).vhd" hidden on >/dev/null || return 1
+		fi
+		for blk in 0 2 4 6; do
+			rand_sectors $((n / 4)) | "$VHDIO" write "$d/$p$i.vhd" $((blk * 2097152 + i * 65536)) ||
+				return 1
+		done
 	done
 }
 # visible_vhds DIR: the VHDs whose footer (the file's last 512 bytes) has
