@@ -103,6 +103,9 @@ a, b = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 ta, tb = a.pop("time"), b.pop("time")
 sa, sb = a.pop("scans"), b.pop("scans")   # a scan may fall between the two
 assert abs(ta - tb) <= 5 and abs(sa - sb) <= 2, (ta, tb, sa, sb)
+# the filesystem's free space, measured at each scan: others write to it too
+fa, fb = a.pop("space_available"), b.pop("space_available")
+assert isinstance(fa, int) and isinstance(fb, int) and fa > 0 and fb > 0, (fa, fb)
 if a != b:
     for k in sorted(set(a) | set(b)):
         if a.get(k) != b.get(k): print(k, a.get(k), b.get(k))
