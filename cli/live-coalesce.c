@@ -157,7 +157,8 @@ static int finish(struct live_cli *c, json_object *live)
 		fputc('\n', stderr);
 	if (!strcmp(phase, "done")) {
 		if (!c->json)
-			printf("%s: merged into its parent live (pause at the pivot %.1f ms)\n", c->leaf,
+			printf("%s: merged into its parent live (pivot %.1f ms, longest guest request "
+			       "wait %.1f ms)\n", c->leaf, json_num(live, "pivot_ms"),
 			       json_num(live, "pivot_pause_ms"));
 		return EXIT_OK;
 	}
