@@ -11,7 +11,9 @@ static const char help[] =
 	"Finish every coalesce or commit that was interrupted in DIR: each left a\n"
 	"journal (.vhdkit-BASE.journal) beside its base.  A merge still copying is\n"
 	"resumed; one that was re-pointing children or deleting merged files is\n"
-	"completed.  Prints how many operations it finished.\n"
+	"completed.  Then every interrupted leaf swap (.vhdleaf-LEAF.journal, of a\n"
+	"leaf-coalesce, offline or live) is finished.  Prints how many operations\n"
+	"it finished.\n"
 	"\n"
 	"Options:\n"
 	MERGE_OPTIONS_HELP
@@ -39,6 +41,10 @@ int cmd_recover(int argc, char **argv)
 		return usage(help, true);
 	merge_prepare(&m);
 	int n = vhd_recover(argv[optind], &m.opts);
+	if (n >= 0) {
+		int swaps = vhd_leaf_recover(argv[optind]);
+		n = swaps < 0 ? -1 : n + swaps;
+	}
 	if (n >= 0 && m.progress_mode != PROGRESS_JSON)
 		printf("%d operation%s finished\n", n, n == 1 ? "" : "s");
 	return merge_result(&m, n, argv[optind]);

@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "vhd.h"
 
 static const char help[] =
@@ -408,6 +410,25 @@ static int flush_after_abort(const struct serve_opts *o, int status)
 	return 0;
 }
 
+/* The plugin's discovery file, .vhd-serve-NAME.json beside FILE, is left
+ * behind when nbdkit dies without unloading the plugin: removed when it
+ * names DEAD, so that `vhd gc` never asks a dead server (the restarted
+ * plugin writes its own). */
+static void remove_stale_discovery(const struct serve_opts *o, pid_t dead)
+{
+	char path[PATH_MAX];
+	const char *slash = strrchr(o->file, '/');
+	int n = slash ? snprintf(path, sizeof path, "%.*s/.vhd-serve-%s.json", (int)(slash - o->file),
+	                         o->file, slash + 1)
+	              : snprintf(path, sizeof path, ".vhd-serve-%s.json", o->file);
+	if (n < 0 || (size_t)n >= sizeof path)
+		return;
+	json_object *d = json_object_from_file(path), *pid;
+	if (d && json_object_object_get_ex(d, "pid", &pid) && json_object_get_int64(pid) == dead)
+		unlink(path);
+	json_object_put(d);
+}
+
 #define MAX_RESTARTS 10   /* within RESTART_WINDOW seconds */
 #define RESTART_WINDOW 60
 
@@ -461,6 +482,7 @@ static int supervise(const struct serve_opts *o, int ready_fd)
 			break;
 		}
 		status = wait_child(child, &stopping);
+		remove_stale_discovery(o, child);
 		if (!WIFSIGNALED(status)) {
 			rc = child_exit_code(status);
 			break;

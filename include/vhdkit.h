@@ -497,10 +497,12 @@ int vhd_live_flush(vhd_live_t *live);
 /* One copy step: up to MAX bytes of dirty chunks (from where the last step
  * stopped, a pass over the disk at a time) copied from the leaf to the
  * parent, the leaf's written sectors only; *COPIED gets the data bytes
- * moved.  Mirror mode begins when a pass ends with no less work left than
- * the pass before it ended with (the guest dirties chunks as fast as the
- * copy cleans them), or after VHD_LIVE_MAX_PASSES passes: from then on no
- * chunk becomes dirty, so the next pass ends with nothing left.  Returns 1
+ * moved.  Mirror mode begins when a pass ends with more than 3/4 of the
+ * work left that the pass before it ended with (the work left stops
+ * shrinking: the guest dirties chunks nearly as fast as the copy cleans
+ * them; a copy that converges shrinks it geometrically), or after
+ * VHD_LIVE_MAX_PASSES passes: from then on no chunk becomes dirty, so the
+ * next pass ends with nothing left.  Returns 1
  * (copied), 0 (nothing dirty: ready to pivot), or -1. */
 #define VHD_LIVE_MAX_PASSES 8
 int vhd_live_step(vhd_live_t *live, uint64_t max, uint64_t *copied);
@@ -516,7 +518,7 @@ struct vhd_live_status {
 void vhd_live_get_status(vhd_live_t *live, struct vhd_live_status *st);
 
 /* The pivot, with the leaf idle and nothing dirty (else EAGAIN, nothing
- * changed): both files flushed, then the journaled swap.  Returns the
+ * changed): the parent flushed, then the journaled swap.  Returns the
  * handle that now serves (the parent's, named by the leaf's path, RDWR,
  * its lock held; the caller owns it and closes the old leaf handle), or
  * NULL (nothing changed unless the error says the swap is pending). */

@@ -151,13 +151,21 @@ static bool chunk_dirty(const struct vhd_live *l, uint64_t c)
 	return __atomic_load_n(&l->dirty[c / 64], __ATOMIC_RELAXED) & (1ull << (c % 64));
 }
 
+/* Set the bits of chunks [FROM, TO), counting those newly set; whole
+ * words at once (a whole allocated block is 512 chunks). */
 static void mark_chunks(struct vhd_live *l, uint64_t from, uint64_t to)
 {
-	for (uint64_t c = from; c < to; c++) {
-		uint64_t bit = 1ull << (c % 64);
-		if (!(__atomic_fetch_or(&l->dirty[c / 64], bit, __ATOMIC_RELAXED) & bit))
-			__atomic_fetch_add(&l->dirty_count, 1, __ATOMIC_RELAXED);
+	uint64_t added = 0;
+	while (from < to) {
+		unsigned first = (unsigned)(from % 64);
+		uint64_t n = to - from < 64 - first ? to - from : 64 - first;
+		uint64_t bits = (n == 64 ? ~0ull : ((1ull << n) - 1)) << first;
+		uint64_t old = __atomic_fetch_or(&l->dirty[from / 64], bits, __ATOMIC_RELAXED);
+		added += (uint64_t)__builtin_popcountll(bits & ~old);
+		from += n;
 	}
+	if (added)
+		__atomic_fetch_add(&l->dirty_count, added, __ATOMIC_RELAXED);
 }
 
 static void mark_range(struct vhd_live *l, uint64_t count, uint64_t offset)
@@ -288,7 +296,7 @@ static void end_pass(struct vhd_live *l)
 {
 	uint64_t left = __atomic_load_n(&l->dirty_count, __ATOMIC_RELAXED);
 	__atomic_store_n(&l->passes, l->passes + 1, __ATOMIC_RELAXED);
-	if (!l->mirror && (left >= l->pass_end_left || l->passes >= VHD_LIVE_MAX_PASSES)) {
+	if (!l->mirror && (left > l->pass_end_left / 4 * 3 || l->passes >= VHD_LIVE_MAX_PASSES)) {
 		__atomic_store_n(&l->mirror, 1, __ATOMIC_RELAXED);
 		vhd_debug(l->leaf->path, "live coalesce: mirror mode after pass %u (%llu chunks left)",
 		          l->passes, (unsigned long long)left);
@@ -340,12 +348,12 @@ VHD_EXPORT int vhd_live_step(vhd_live_t *l, uint64_t max, uint64_t *copied)
 	if (__atomic_load_n(&l->parent_failed, __ATOMIC_ACQUIRE))
 		return vhd_error(EIO, "%s", l->parent_error);
 	max = max < VHD_LIVE_CHUNK ? VHD_LIVE_CHUNK : max > l->buf_bytes ? l->buf_bytes : max;
-	pthread_rwlock_wrlock(&l->copy_lock);
-	int rc = 0;
-	if (!l->marked) {   /* see vhd_live_step in vhdkit.h: the server routes every write now */
-		mark_allocated(l);
+	if (!l->marked) {   /* see vhd_live_start in vhdkit.h: the server routes every write now */
+		mark_allocated(l);   /* atomic ORs, beside the guest's: no lock needed */
 		l->marked = true;
 	}
+	pthread_rwlock_wrlock(&l->copy_lock);
+	int rc = 0;
 	if (!__atomic_load_n(&l->dirty_count, __ATOMIC_RELAXED))
 		goto out;
 	uint64_t c = next_dirty(l, l->cursor);
@@ -405,8 +413,10 @@ VHD_EXPORT vhd_t *vhd_live_pivot(vhd_live_t *l)
 		return vhd_error(EINVAL, "%s: live coalesce: pivot done already", l->leaf->path), NULL;
 	bool renamed = false;
 	char *name = xstrdup(l->leaf->path);
-	if (!name || vhd_flush(l->leaf) || vhd_flush(l->parent) ||
-	    leaf_swap_open(l->leaf, l->parent, &renamed)) {
+	/* the parent's data durable before it takes the leaf's name; the leaf's
+	 * need not be: until the rename it is what a crash leaves, flushed or
+	 * not as the guest asked */
+	if (!name || vhd_flush(l->parent) || leaf_swap_open(l->leaf, l->parent, &renamed)) {
 		if (!renamed) {
 			free(name);
 			return vhd_error_prefix("live coalesce: pivot"), NULL;

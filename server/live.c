@@ -240,7 +240,8 @@ int live_start(uint64_t rate, char *why, size_t len)
 	L.rate = L.guest_rate = 0;
 	L.pivot_drain = L.pivot_wait_ns = L.pivot_ns = 0;
 	snprintf(L.leaf, sizeof L.leaf, "%s", st.leaf);
-	snprintf(L.parent, sizeof L.parent, "%s", st.parent);
+	char parent[PATH_MAX];
+	snprintf(L.parent, sizeof L.parent, "%s", realpath(st.parent, parent) ? parent : st.parent);
 	__atomic_store_n(&L.rate_limit, rate, __ATOMIC_RELAXED);
 	__atomic_store_n(&L.cancel, false, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&L.lock);

@@ -6,6 +6,7 @@
 #   live_wait PHASE... : wait (20 s at most) until the status's live phase
 #     is one of PHASE...; prints it
 #   live_field EXPR: a field of status["live"] (a Python expression on `l`)
+#   uuid_of FILE: its UUID (vhd info --json)
 #   wait_guest_writing: until the server has had 100 write requests
 #   fio_guest ARGS...: fio's nbd engine on $URI, random 4 KiB writes at
 #     depth 1 with crc32c verification (FIO_SIZE, FIO_LOOPS)
@@ -46,3 +47,14 @@ wait_guest_writing() {
 	done
 	fail "the guest did not write"
 }
+uuid_of() {
+	"$VHD" info --json "$1" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["uuid"])'
+}
+# a test that fails leaves no server behind (the pid checked to be still
+# a `vhd serve`, not a process that reused it)
+stop_left_server() {
+	[ -n "${SERVE_PID:-}" ] && tr '\0' ' ' 2>/dev/null <"/proc/$SERVE_PID/cmdline" | grep -q " serve " &&
+		kill "$SERVE_PID" 2>/dev/null
+	rm -rf "$TMP"
+}
+trap stop_left_server EXIT

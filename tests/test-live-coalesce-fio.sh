@@ -14,7 +14,7 @@
 . "$(dirname "$0")/live-functions.sh"
 requires nbdkit fio qemu-img
 live_chain "$TMP/c" 32
-uuid=$("$VHD" info --json "$TMP/c/leaf.vhd" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["uuid"])')
+uuid=$(uuid_of "$TMP/c/leaf.vhd")
 serve_start "$TMP/c/leaf.vhd"
 FIO_LOOPS=12 fio_guest >"$TMP/fio.out" 2>&1 &
 fio_pid=$!
@@ -32,7 +32,7 @@ qemu-img convert -f raw -O raw "$URI" "$TMP/export.raw" || fail "qemu-img conver
 serve_stop
 [ "$("$VHD" depth "$TMP/c/leaf.vhd")" = 1 ] || fail "chain depth not 1 after the merge"
 [ ! -e "$TMP/c/base.vhd" ] || fail "the parent's old name is still there"
-[ "$("$VHD" info --json "$TMP/c/leaf.vhd" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["uuid"])')" = "$uuid" ] ||
+[ "$(uuid_of "$TMP/c/leaf.vhd")" = "$uuid" ] ||
 	fail "the leaf's path does not have the leaf's UUID after the merge"
 "$VHD" check "$TMP/c/leaf.vhd" >"$TMP/check" 2>&1 || { cat "$TMP/check"; fail "vhd check after the merge"; }
 cmp -s <(tail -c 8388608 "$TMP/export.raw") <(tail -c 8388608 "$TMP/c/model.raw") ||

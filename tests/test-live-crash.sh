@@ -8,6 +8,8 @@
 # idle during the merge and crash in the last calls of the run, which are
 # the pivot's.  After the crash: `vhd check` passes and every sector holds
 # what it held at the last acknowledged FLUSH or a value written since.
+# In half of the pivot rounds `vhd recover DIR` runs first and must leave
+# no swap pending, with the leaf's UUID at the leaf's path.
 # Then `vhd serve` starts again: an acknowledged merge is resumed (or was
 # finished by the pivot's recovery), one not acknowledged is asked for
 # again; it completes, the chain is one shorter, and the content is what
@@ -55,23 +57,30 @@ restart_and_finish() {
 	[ ! -e "$d/base.vhd" ] || fail "round $r: the parent's old name is still there"
 	"$VHD" check "$d/leaf.vhd" >"$TMP/check" 2>&1 || { cat "$TMP/check"; fail "round $r: vhd check after the merge"; }
 	"$VHDIO" cat "$d/leaf.vhd" | cmp -s - "$d/after.raw" || fail "round $r: content changed by the resumed merge"
+	[ "$(uuid_of "$d/leaf.vhd")" = "$uuid" ] || fail "round $r: the leaf's path lost the leaf's UUID"
 }
 
 for r in $(seq "$rounds"); do
 	d=$TMP/r$r
 	live_chain "$d" 16
+	uuid=$(uuid_of "$d/leaf.vhd")
 	calls=$busy_calls
 	case $((r % 4)) in
-	1) guest=busy; at="after:0.$(( RANDOM % 9 + 1 ))"; mode=kill ;;
-	2) guest=busy; at=$(( (RANDOM * 32768 + RANDOM) % busy_calls + 1 )); mode=kill ;;
-	3) guest=busy; at=$(( (RANDOM * 32768 + RANDOM) % busy_calls + 1 )); mode=powerloss ;;
-	0) guest=idle; calls=$(count_calls idle "$r")
-	   at=$(( calls - RANDOM % 14 - 1 )); mode=$([ $((r % 8)) -eq 0 ] && echo kill || echo powerloss) ;;
+	1) guest=idle; calls=$(count_calls idle "$r")
+	   at=$(( calls - RANDOM % 14 - 1 )); mode=$([ $((r % 8)) -eq 5 ] && echo kill || echo powerloss) ;;
+	2) guest=busy; at="after:0.$(( RANDOM % 9 + 1 ))"; mode=kill ;;
+	3) guest=busy; at=$(( (RANDOM * 32768 + RANDOM) % busy_calls + 1 )); mode=kill ;;
+	0) guest=busy; at=$(( (RANDOM * 32768 + RANDOM) % busy_calls + 1 )); mode=powerloss ;;
 	esac
 	out=$("$PY" "$HARNESS" "$d" "$PLUGIN" "$VHDIO" "$r" "$guest" "$at" "$mode") ||
 		fail "round $r ($guest guest, $mode at $at): $out"
 	"$VHD" check --chain "$d/leaf.vhd" >"$TMP/check" 2>&1 ||
 		{ cat "$TMP/check"; fail "round $r ($mode at $at): vhd check after the crash"; }
+	if [ "$guest" = idle ] && [ $((r % 8)) -eq 1 ]; then
+		"$VHD" recover "$d" >"$TMP/rec" 2>&1 || { cat "$TMP/rec"; fail "round $r: vhd recover after the crash"; }
+		[ ! -e "$d/.vhdleaf-leaf.vhd.journal" ] || fail "round $r: vhd recover left the leaf swap pending"
+		[ "$(uuid_of "$d/leaf.vhd")" = "$uuid" ] || fail "round $r: the leaf's UUID changed (vhd recover)"
+	fi
 	restart_and_finish "$d" "$r"
 	echo "round $r: $guest guest, $mode at $at (of $calls calls): $out"
 	rm -rf "$d"

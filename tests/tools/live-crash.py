@@ -16,7 +16,7 @@
 # values written to it since.  Writes DIR/state.json: the content expected
 # now (DIR/after.raw) and whether the live coalesce had been acknowledged.
 # Prints what it saw.
-import json, os, random, signal, subprocess, sys, time
+import atexit, json, os, random, signal, subprocess, sys, time
 import nbd
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import nbdtest
@@ -56,6 +56,7 @@ for p in (sock, ctl):
         os.unlink(p)
 server = subprocess.Popen(["nbdkit", "-f", "-U", sock, plugin, "file=" + leaf, "control=" + ctl],
                           env=env, stderr=open(os.path.join(d, "nbdkit.log"), "ab"))
+atexit.register(lambda: server.poll() is None and server.kill())   # never left running
 try:
     h = nbdtest.connect(sock, server)
 except nbd.Error:
