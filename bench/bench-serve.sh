@@ -32,8 +32,18 @@ start_server() {   # vhd|file|qemu
 }
 stop_server() { kill -TERM "$SERVER"; wait "$SERVER" 2>/dev/null; rm -f "$sock"; }
 
-# run_fio NAME RW BS: one fio job, its IOPS and MiB/s appended to NAME.fio
+# the process that does the work: nbdkit under vhd serve, else the server
+server_pid() { pgrep -P "$SERVER" nbdkit || echo "$SERVER"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# run_fio NAME RW BS: one fio job, its IOPS and MiB/s appended to NAME.fio,
+# the server's CPU seconds per GiB moved and peak RSS (MiB, VmHWM reset
+# before the job through clear_refs) to NAME.cost
 run_fio() {
+	local pid c0
+	pid=$(server_pid)
+	echo 5 >"/proc/$pid/clear_refs"
+	c0=$(cpu_ticks "$pid")
 	fio --name="$1" --ioengine=nbd --uri="nbd+unix:///?socket=$sock" --rw="$2" --bs="$3" \
 	    --iodepth=16 --size=$((mib << 20)) --runtime="$secs" --time_based --randrepeat=0 \
 	    --output-format=json >"$WORK/fio.json" 2>"$WORK/fio.err" ||
@@ -43,7 +53,11 @@ import json, sys
 t = open(sys.argv[1]).read()
 j = json.loads(t[t.index("{"):])["jobs"][0]   # fio prints a line before the JSON
 d = j["write"] if j["write"]["io_bytes"] else j["read"]
-print("%.0f %.1f" % (d["iops"], d["bw_bytes"] / 1048576))' "$WORK/fio.json" >>"$WORK/$1.fio"
+print("%.0f %.1f %d" % (d["iops"], d["bw_bytes"] / 1048576, d["io_bytes"]))' "$WORK/fio.json" >>"$WORK/$1.fio"
+	awk -v c0="$c0" -v c1="$(cpu_ticks "$pid")" -v hz="$(getconf CLK_TCK)" \
+	    -v b="$(tail -1 "$WORK/$1.fio" | cut -d' ' -f3)" \
+	    -v rss="$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status")" \
+	    'BEGIN {printf "%.2f %.1f\n", (c1 - c0) / hz / (b / 1073741824), rss / 1024}' >>"$WORK/$1.cost"
 }
 PY=/usr/bin/python3
 patterns="randwrite:4k randread:4k write:1M read:1M"
@@ -62,11 +76,6 @@ shape=(--size "$mib")
 mkdir -p "$WORK/chain"
 "$TOOLS/mkread" "${shape[@]}" "$WORK/chain" >/dev/null || die "mkread"
 "$VHD" convert --raw "$WORK/chain/leaf.vhd" "$WORK/chain.raw" >/dev/null || die "convert chain"
-# nbdkit's CPU seconds and peak RSS, read before it is stopped
-proc_cost() {   # PID -> "cpu_s rss_mib"
-	awk '{printf "%.2f ", ($14 + $15) / 100}' "/proc/$1/stat"
-	awk '/^VmHWM/ {printf "%.1f\n", $2 / 1024}' "/proc/$1/status"
-}
 for _ in $(seq "$RUNS"); do
 	for srv in chainvhd chainfile; do
 		case $srv in
@@ -75,11 +84,8 @@ for _ in $(seq "$RUNS"); do
 		esac
 		SERVER=$!
 		nbd_wait "$sock" "$WORK/server.log" $srv
-		npid=$SERVER
-		[ $srv = chainvhd ] && npid=$(pgrep -P "$SERVER" nbdkit)
 		run_fio "$srv-read" read 1M
 		run_fio "$srv-randread" randread 4k
-		proc_cost "$npid" >>"$WORK/$srv.cost"
 		stop_server
 	done
 done
@@ -104,10 +110,18 @@ for p in read:1M randread:4k; do
 "
 done
 cost_med() { awk -v c="$2" '{print $c}' "$WORK/$1.cost" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
-cost_rows="| vhd serve | $(cost_med chainvhd 1) | $(cost_med chainvhd 2) |
-| nbdkit file | $(cost_med chainfile 1) | $(cost_med chainfile 2) |
+cost_rows='' chain_cost_rows=''
+for p in $patterns; do
+	rw=${p%%:*} bs=${p##*:}
+	cost_rows="$cost_rows| $rw $bs | $(cost_med "vhd-$rw" 1) | $(cost_med "file-$rw" 1) | $(cost_med "qemu-$rw" 1) | $(cost_med "vhd-$rw" 2) | $(cost_med "file-$rw" 2) | $(cost_med "qemu-$rw" 2) |
 "
-echo "$rows$chain_rows$cost_rows"
+done
+for p in read:1M randread:4k; do
+	rw=${p%%:*} bs=${p##*:}
+	chain_cost_rows="$chain_cost_rows| $rw $bs | $(cost_med "chainvhd-$rw" 1) | $(cost_med "chainfile-$rw" 1) | $(cost_med "chainvhd-$rw" 2) | $(cost_med "chainfile-$rw" 2) |
+"
+done
+echo "$rows$chain_rows$cost_rows$chain_cost_rows"
 {
 	echo "## vhd serve: fio over NBD"
 	echo
@@ -128,16 +142,25 @@ echo "$rows$chain_rows$cost_rows"
 	echo
 	echo "Reads through a 3-level chain (\`build/bench/mkread ${shape[*]}\`: a full base, 30% of"
 	echo "the blocks in the middle layer, random writes in the leaf), \`vhd serve --read-only\`"
-	echo "on the leaf against \`nbdkit file\` on \`vhd convert --raw\` of it; nbdkit's CPU"
-	echo "seconds (user+sys) and peak RSS (VmHWM) over the two patterns of a run."
+	echo "on the leaf against \`nbdkit file\` on \`vhd convert --raw\` of it."
 	echo
 	echo "| pattern | vhd serve | nbdkit file | ratio to file |"
 	echo "|---|---|---|---|"
 	printf "%s" "$chain_rows"
 	echo
-	echo "| server | CPU s per run | peak RSS MiB |"
-	echo "|---|---|---|"
+	echo "The servers' cost per pattern: CPU seconds (user+sys of the nbdkit process, or qemu-nbd;"
+	echo "/proc/PID/stat before and after the fio job) per GiB moved, and peak RSS (VmHWM, reset"
+	echo "through /proc/PID/clear_refs before each job) in MiB."
+	echo
+	echo "| pattern | vhd serve CPU s/GiB | nbdkit file CPU s/GiB | qemu-nbd CPU s/GiB | vhd serve RSS MiB | nbdkit file RSS MiB | qemu-nbd RSS MiB |"
+	echo "|---|---|---|---|---|---|---|"
 	printf "%s" "$cost_rows"
+	echo
+	echo "The same through the 3-level chain:"
+	echo
+	echo "| pattern | vhd serve CPU s/GiB | nbdkit file CPU s/GiB | vhd serve RSS MiB | nbdkit file RSS MiB |"
+	echo "|---|---|---|---|---|"
+	printf "%s" "$chain_cost_rows"
 	echo
 } > "$OUT"
 cat "$OUT"
