@@ -181,15 +181,25 @@ uint32_t batmap_checksum(const uint8_t *map, size_t bytes)
 uint64_t bit_find(const uint8_t *map, uint64_t from, uint64_t to, bool value)
 {
 	uint64_t i = from;
-	/* bit by bit to a byte boundary, then whole bytes */
+	/* bit by bit to a byte boundary, then whole words and bytes */
 	while (i < to && (i & 7)) {
 		if (bit_test(map, i) == value)
 			return i;
 		i++;
 	}
-	uint8_t skip = value ? 0x00 : 0xFF;
+	const uint64_t skip_word = value ? 0 : UINT64_MAX;
+	for (uint64_t w; i + 64 <= to; i += 64) {
+		memcpy(&w, map + (i >> 3), sizeof w);
+		if (w != skip_word)
+			break;
+	}
+	const uint8_t skip = value ? 0x00 : 0xFF;
 	while (i + 8 <= to && map[i >> 3] == skip)
 		i += 8;
+	if (i + 8 <= to) {   /* this byte holds one: the first from its top bit */
+		unsigned b = value ? map[i >> 3] : (uint8_t)~map[i >> 3];
+		return i + (uint64_t)(__builtin_clz(b) - 24);
+	}
 	while (i < to) {
 		if (bit_test(map, i) == value)
 			return i;
