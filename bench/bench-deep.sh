@@ -41,8 +41,6 @@ RAW="$TOOLS/rawread --chunk 4096"
 stored=$($RAW $files | sed -n 's/bytes=//p')
 sync
 
-# forget FILE...: drop these files' pages from the page cache
-forget() { for f; do dd if="$f" iflag=nocache count=0 status=none; done; }
 sock=$WORK/nbd.sock
 nbd_start() {   # vhd|file
 	case $1 in

@@ -21,7 +21,12 @@ head -c $((mib << 20)) /dev/urandom >"$WORK/disk.raw"
 cp "$WORK/disk.vhd" "$WORK/qemu.vhd"
 sock=$WORK/nbd.sock
 
+# Every server starts with its file out of the page cache: `vhd convert`
+# leaves disk.vhd there in 2 MiB folios, and a 4 KiB write into such a
+# folio costs ext4 ~4x more (ext4_block_write_begin walks all its blocks;
+# perf): 5.8k IOPS against 24k after DONTNEED, measured here.
 start_server() {   # vhd|file|qemu
+	forget "$WORK/disk.vhd" "$WORK/disk.raw" "$WORK/qemu.vhd"
 	case $1 in
 	vhd)  "$VHD" serve --socket "$sock" "$WORK/disk.vhd" 2>"$WORK/server.log" & ;;
 	file) nbdkit -f -U "$sock" file "$WORK/disk.raw" 2>"$WORK/server.log" & ;;

@@ -66,3 +66,8 @@ nbd_wait() {
 	done
 	cat "$2" >&2; die "$3 server did not start"
 }
+
+# forget FILE...: drop these files' pages from the page cache (written back
+# first), so that runs start from the same state: not the machine's whole
+# cache (other jobs run here), only these files
+forget() { sync; for f; do dd if="$f" iflag=nocache count=0 status=none; done; }
