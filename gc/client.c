@@ -28,7 +28,8 @@ static const char client_help[] =
 	"          and start no other until 'resume'\n"
 	"resume    go on (also retries cancelled and failed operations)\n"
 	"cancel    stop the current operation (resumable); it waits for 'resume'\n"
-	"set-rate  change the copy rate limit now (bytes/s, K/M/G; 0 = none)\n"
+	"set-rate  change the copy rate limit now (bytes/s, K/M/G; 0 = none; 'auto'\n"
+	"          gives it back to the controller of a GC run with --rate-limit auto)\n"
 	"wait      block until FILE's chain is at most N deep; fail early, with the\n"
 	"          reason, when the GC is not running, paused, stuck (no progress\n"
 	"          for --stuck-after seconds, default 60), has nothing that would\n"
@@ -136,14 +137,36 @@ static void print_chains(json_object *s)
 	}
 }
 
+/* The auto rate's reason, e.g. "pacing on the foreground reads of vda:
+ * congested, foreground reads 8900/s, latency 0.61 ms, quiet 0.14 ms". */
+static void print_pace(json_object *p)
+{
+	if (!p || !json_object_is_type(p, json_type_object))
+		return;
+	json_object *lat = jget(p, "latency_ms"), *base = jget(p, "baseline_ms");
+	printf("  pacing on the %s: %s", json_str(p, "signal"), json_str(p, "decision"));
+	if (json_str(p, "device"))
+		printf(", foreground reads %.0f/s", json_num(p, "foreground_reads_per_s"));
+	if (lat)
+		printf(", latency %.2f ms", json_object_get_double(lat));
+	if (base)
+		printf(", quiet %.2f ms", json_object_get_double(base));
+	putchar('\n');
+}
+
 static void print_status(json_object *s)
 {
 	char b[32], r[32];
 	const char *note = json_str(s, "note");
 	uint64_t limit = (uint64_t)json_num(s, "rate_limit");
-	printf("SR %s: %s%s%s (pid %.0f), rate limit %s%s\n", json_str(s, "sr"), json_str(s, "state"),
+	const char *mode = json_str(s, "rate_mode");
+	bool automatic = mode && !strcmp(mode, "auto");
+	printf("SR %s: %s%s%s (pid %.0f), rate limit %s%s%s\n", json_str(s, "sr"), json_str(s, "state"),
 	       note && *note ? ": " : "", note ? note : "", json_num(s, "pid"),
-	       limit ? human_size(limit, r, sizeof r) : "none", limit ? "/s" : "");
+	       automatic ? "auto, now " : "", limit ? human_size(limit, r, sizeof r) : "none",
+	       limit ? "/s" : "");
+	if (automatic)
+		print_pace(jget(s, "pace"));
 	json_object *op = jget(s, "operation");
 	if (op && json_object_is_type(op, json_type_object)) {
 		const char *into = json_str(op, "into");
@@ -573,7 +596,9 @@ int gc_client_main(const char *sub, int argc, char **argv)
 	if (!strcmp(sub, "wait"))
 		return wait_depth(&c);
 	json_object *req = cmd_object(sub);
-	if (set_rate) {
+	if (set_rate && !strcmp(argv[optind + 1], "auto")) {
+		json_object_object_add(req, "rate", json_object_new_string("auto"));
+	} else if (set_rate) {
 		uint64_t rate;
 		if (parse_size(argv[optind + 1], &rate)) {
 			json_object_put(req);

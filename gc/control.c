@@ -182,6 +182,25 @@ static json_object *speed_json(struct gc *g)
 	return o;
 }
 
+/* The controller of --rate-limit auto: what it measures and decided. */
+static json_object *pace_json(struct gc *g)
+{
+	const struct pace *p = &g->pace;
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "signal", json_object_new_string(g->pace_signal));
+	json_object_object_add(o, "device", g->pace_device[0]
+	                                        ? json_object_new_string(g->pace_device) : NULL);
+	json_object_object_add(o, "decision", json_object_new_string(p->decision));
+	json_object_object_add(o, "rate", json_object_new_uint64((uint64_t)p->rate));
+	json_object_object_add(o, "latency_ms", p->latency_ms >= 0
+	                                            ? json_object_new_double(p->latency_ms) : NULL);
+	json_object_object_add(o, "baseline_ms", p->baseline_ms >= 0
+	                                             ? json_object_new_double(p->baseline_ms) : NULL);
+	json_object_object_add(o, "foreground_reads_per_s", json_object_new_double(p->fg_reads_per_s));
+	json_object_object_add(o, "decreases", json_object_new_uint64(p->decreases));
+	return o;
+}
+
 json_object *gc_status_json(struct gc *g)
 {
 	json_object *o = json_object_new_object();
@@ -192,6 +211,8 @@ json_object *gc_status_json(struct gc *g)
 	json_object_object_add(o, "note", json_object_new_string(g->state_note));
 	json_object_object_add(o, "paused", json_object_new_boolean(g->paused));
 	json_object_object_add(o, "rate_limit", json_object_new_uint64(g->copts.rate_limit));
+	json_object_object_add(o, "rate_mode", json_object_new_string(g->o.rate_auto ? "auto" : "fixed"));
+	json_object_object_add(o, "pace", g->pacing ? pace_json(g) : NULL);
 	char prio[32];
 	json_object_object_add(o, "io_priority", json_object_new_string(
 		io_priority_name(g->o.io_priority, prio, sizeof prio)));
@@ -266,6 +287,13 @@ static json_object *control(struct gc *g, const char *cmd, json_object *req)
 		g->cancelled = true;
 		g->stop = 1;
 		gc_log(g, false, "cancel requested for %s", g->current.vhd);
+	} else if (!strcmp(cmd, "set-rate") && json_object_object_get_ex(req, "rate", &v) &&
+	           json_object_is_type(v, json_type_string) && !strcmp(json_object_get_string(v), "auto")) {
+		if (!g->pacing)
+			return ctlsock_reply(false, "this GC was not started with --rate-limit auto");
+		g->o.rate_auto = true;
+		g->copts.rate_limit = (uint64_t)g->pace.rate;
+		gc_log(g, false, "rate limit back to auto");
 	} else if (!strcmp(cmd, "set-rate")) {
 		if (!json_object_object_get_ex(req, "rate", &v) ||
 		    !(json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)) ||
@@ -273,7 +301,9 @@ static json_object *control(struct gc *g, const char *cmd, json_object *req)
 			return ctlsock_reply(false,
 			                     "set-rate needs \"rate\": bytes per second (0: unlimited)");
 		g->copts.rate_limit = (uint64_t)json_object_get_double(v);
-		gc_log(g, false, "rate limit set to %llu bytes/s", (unsigned long long)g->copts.rate_limit);
+		gc_log(g, false, "rate limit set to %llu bytes/s%s", (unsigned long long)g->copts.rate_limit,
+		       g->o.rate_auto ? " (auto off: 'set-rate DIR auto' turns it on)" : "");
+		g->o.rate_auto = false;
 	} else {
 		return ctlsock_reply(false, "unknown command");
 	}

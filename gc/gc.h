@@ -67,10 +67,54 @@ struct gc_opts {
 	const char *metrics_file;
 	const char *http_addr;      /* --http: the web view (web.c) */
 	bool once, daemonize, wait_lock, use_syslog;
+	bool rate_auto;             /* --rate-limit auto (pace.c) */
 	int io_priority;            /* --io-priority: vhd_coalesce_opts's, 0: none */
 	double quiet_period, interval;
 	uint64_t min_free;
 };
+
+/* pace.c: the controller of --rate-limit auto (the rule is in pace.c). */
+#define PACE_TICK 0.5                   /* seconds between decisions */
+#define PACE_START_RATE (64.0 * 1048576) /* bytes/s at the start */
+#define PACE_MIN_RATE (1.0 * 1048576)   /* never slower: it keeps measuring */
+#define PACE_MAX_RATE (2048.0 * 1048576) /* past it: unlimited */
+#define PACE_FG_MIN_READS 100.0         /* foreground reads/s that count */
+#define PACE_RATIO 1.3                  /* congested past RATIO x baseline */
+#define PACE_MARGIN_MS 0.05             /* + MARGIN (timer granularity) */
+#define PACE_OWN_RATIO 2.0              /* the same, without a device */
+#define PACE_FORGET 1.01                /* the baseline's growth per tick */
+struct pace_sample {
+	double dt;              /* seconds since the previous sample */
+	bool have_device;       /* the dev_ fields are the SR's device's */
+	uint64_t dev_reads;     /* reads the device completed in dt */
+	double dev_read_ms;     /* their summed time (diskstats' read ticks) */
+	uint64_t own_reads;     /* the GC's copy reads in dt */
+	double own_read_ms;     /* their summed time */
+	double own_bytes;       /* bytes the GC copied in dt */
+	bool copying;           /* a merge was copying (else: baseline only) */
+};
+struct pace {
+	double rate;            /* the chosen limit, bytes/s; 0 = unlimited */
+	double baseline_ms;     /* quiet foreground (or own) read latency; <0 unknown */
+	double latency_ms;      /* the last sample's; <0 when none */
+	double fg_reads_per_s;  /* the foreground's reads in the last sample */
+	const char *decision;   /* start, hold, quiet, busy, congested */
+	uint64_t decreases;     /* congested samples so far */
+};
+void pace_init(struct pace *p);
+void pace_step(struct pace *p, const struct pace_sample *s);
+struct pace_disk {
+	char name[64];
+	uint64_t reads, read_ms;
+};
+/* The counters of device MAJ:MIN in PATH (/proc/diskstats format); -1 if absent. */
+int pace_read_diskstats(const char *path, unsigned maj, unsigned min, struct pace_disk *d);
+/* A partition MAJ:MIN becomes its whole disk (where requests queue), under
+ * SYSFS ("/sys"); dm and loop devices stay themselves.  -1 if unknown. */
+int pace_whole_disk(const char *sysfs, unsigned *maj, unsigned *min);
+/* The device holding DIR, as diskstats names it; -1 with WHY when none. */
+int pace_find_device(const char *dir, unsigned *maj, unsigned *min, char *why, size_t len);
+void *gc_pace_thread(void *gc);
 
 struct gc {
 	struct gc_opts o;
@@ -80,6 +124,14 @@ struct gc {
 	bool paused, shutdown, cancelled;
 	volatile int stop;                 /* the running operation's stop flag */
 	struct vhd_coalesce_opts copts;    /* rate_limit changes while it runs */
+	/* --rate-limit auto (pace.c) */
+	struct pace pace;
+	pthread_cond_t pace_wake;
+	bool pacing;                       /* the controller's thread runs */
+	char pace_signal[320];             /* what the controller measures */
+	char pace_device[64];              /* its diskstats name, "" for none */
+	uint64_t copy_reads;               /* the copy threads' reads, all operations */
+	double copy_read_seconds;
 	char defer[GC_MAX_DEFER][256];     /* cancelled items: skipped until resume */
 	unsigned ndefer;
 	/* state */

@@ -30,7 +30,9 @@ static const char help[] =
 	"      --daemon             detach (default: foreground, for systemd)\n"
 	"      --wait               wait for the SR's GC lock instead of exiting\n"
 	"  -r, --rate-limit RATE    copy at most RATE bytes/s (K/M/G; changeable\n"
-	"                           with 'vhd gc set-rate')\n"
+	"                           with 'vhd gc set-rate'); 'auto': slower while\n"
+	"                           the reads of others on the SR's disk take\n"
+	"                           longer than when it is quiet (see the status)\n"
 	"      --io-priority P      the kernel I/O priority of the copy threads:\n"
 	"                           idle, or best-effort[:N], N 0 (high) to 7\n"
 	"  -q, --quiet-period SECS  start only after SECS without activity in the SR\n"
@@ -101,7 +103,10 @@ static int parse_run(int argc, char **argv, struct gc_opts *o, uint64_t *rate)
 		case O_ONCE: o->once = true; break;
 		case O_DAEMON: o->daemonize = true; break;
 		case O_WAIT: o->wait_lock = true; break;
-		case 'r': bad = parse_size(optarg, rate); break;
+		case 'r':
+			o->rate_auto = !strcmp(optarg, "auto");
+			bad = !o->rate_auto && parse_size(optarg, rate);
+			break;
 		case 'q': bad = parse_seconds(optarg, &o->quiet_period); break;
 		case 'i': bad = parse_seconds(optarg, &o->interval); break;
 		case O_MINFREE: bad = parse_size(optarg, &o->min_free); break;
@@ -181,7 +186,16 @@ static int run(int argc, char **argv)
 	if (gc_metrics_start(g) || gc_web_start(g))
 		return EXIT_USAGE;
 	gc_log(g, false, "GC of %s started (pid %d, socket %s)", dir, (int)getpid(), sock);
-	pthread_t worker;
+	pthread_t worker, pacer;
+	pthread_cond_init(&g->pace_wake, NULL);
+	pace_init(&g->pace);
+	if (g->o.rate_auto)
+		g->copts.rate_limit = (uint64_t)g->pace.rate;
+	g->pacing = g->o.rate_auto;
+	if (g->pacing && pthread_create(&pacer, NULL, gc_pace_thread, g)) {
+		warnx_("cannot start the pacing thread");
+		return EXIT_FAIL;
+	}
 	if (pthread_create(&worker, NULL, gc_worker, g)) {
 		warnx_("cannot start the worker thread");
 		return EXIT_FAIL;
@@ -191,8 +205,11 @@ static int run(int argc, char **argv)
 	g->shutdown = true;
 	g->stop = 1;
 	pthread_cond_broadcast(&g->wake);
+	pthread_cond_broadcast(&g->pace_wake);
 	pthread_mutex_unlock(&g->lock);
 	pthread_join(worker, NULL);
+	if (g->pacing)
+		pthread_join(pacer, NULL);
 	gc_metrics_write_file(g);
 	gc_web_stop();
 	gc_metrics_stop();

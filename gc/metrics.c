@@ -109,8 +109,22 @@ char *gc_metrics_text(struct gc *g)
 	fprintf(f, "vhd_gc_queue_items %u\n", g->nqueue);
 	metric_help(f, "vhd_gc_rate_bytes_per_second", "gauge", "Copy rate of the running operation.");
 	fprintf(f, "vhd_gc_rate_bytes_per_second %.0f\n", g->busy ? g->rate : 0.0);
-	metric_help(f, "vhd_gc_rate_limit_bytes_per_second", "gauge", "Rate limit (0: none).");
-	fprintf(f, "vhd_gc_rate_limit_bytes_per_second %llu\n", (unsigned long long)g->copts.rate_limit);
+	metric_help(f, "vhd_gc_rate_limit_bytes_per_second", "gauge",
+	            "Rate limit (0: none); mode auto: chosen by --rate-limit auto.");
+	fprintf(f, "vhd_gc_rate_limit_bytes_per_second{mode=\"%s\"} %llu\n",
+	        g->o.rate_auto ? "auto" : "fixed", (unsigned long long)g->copts.rate_limit);
+	if (g->pacing) {
+		metric_help(f, "vhd_gc_pace_latency_seconds", "gauge",
+		            "Read latency --rate-limit auto measured last (foreground, or own).");
+		fprintf(f, "vhd_gc_pace_latency_seconds %.6f\n",
+		        g->pace.latency_ms >= 0 ? g->pace.latency_ms / 1000 : 0.0);
+		metric_help(f, "vhd_gc_pace_baseline_seconds", "gauge", "Its quiet baseline.");
+		fprintf(f, "vhd_gc_pace_baseline_seconds %.6f\n",
+		        g->pace.baseline_ms >= 0 ? g->pace.baseline_ms / 1000 : 0.0);
+		metric_help(f, "vhd_gc_pace_decreases_total", "counter",
+		            "Times --rate-limit auto slowed down (foreground congested).");
+		fprintf(f, "vhd_gc_pace_decreases_total %llu\n", (unsigned long long)g->pace.decreases);
+	}
 	metric_help(f, "vhd_gc_paused", "gauge", "1 while paused.");
 	fprintf(f, "vhd_gc_paused %d\n", g->paused);
 	metric_help(f, "vhd_gc_broken_vhds", "gauge", "VHDs that fail check (never touched).");

@@ -270,7 +270,23 @@ struct op_ctx {
 	struct gc *g;
 	int sr_lock;              /* held from the relink phase on */
 	uint64_t last_done;
+	uint64_t last_reads;      /* the copy's read count and time last seen */
+	double last_read_seconds;
 };
+
+/* The copy threads' reads, summed over operations (pace.c's own latency);
+ * a merge's counters start again from 0.  Caller holds LOCK. */
+static void count_reads(struct op_ctx *c, const struct vhd_progress *pr)
+{
+	if (pr->copy_reads < c->last_reads) {
+		c->last_reads = 0;
+		c->last_read_seconds = 0;
+	}
+	c->g->copy_reads += pr->copy_reads - c->last_reads;
+	c->g->copy_read_seconds += pr->copy_read_seconds - c->last_read_seconds;
+	c->last_reads = pr->copy_reads;
+	c->last_read_seconds = pr->copy_read_seconds;
+}
 
 static void set_state(struct gc *g, const char *state, const char *note)
 {
@@ -316,6 +332,7 @@ static int on_progress(const struct vhd_progress *pr, void *opaque)
 	g->total = pr->bytes_total;
 	g->rate = pr->rate;
 	g->eta = pr->eta;
+	count_reads(c, pr);
 	pthread_mutex_unlock(&g->lock);
 	return 0;
 }
