@@ -421,7 +421,7 @@ static inline uint64_t block_data_offset(const struct vhd *v, uint32_t b)
  * bitmap, data area a hole), move the footer, update the BAT. */
 int vhd_allocate_block(struct vhd *v, uint32_t block);
 
-/* Chain reads (io.c).  vhd_find_source: which file provides the run of
+/* Chain reads (source.c, io.c).  vhd_find_source: which file provides the run of
  * sectors starting at SECTOR (at most MAX), looking at no more than LAYERS
  * files from V down.  Sets *RUN, and *LAYER to that file's depth below V
  * (0 = V) with *FROM to the file, or *LAYER to NO_LAYER when none of those
