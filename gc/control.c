@@ -39,12 +39,32 @@ int gc_socket_path(const char *dir, const char *explicit_path, char *out, size_t
 
 /* ---- status ---- */
 
+/* The files a coalesce or commit merges and deletes, bottom up (null for
+ * a delete or a leaf-coalesce). */
+static json_object *layers_json(const struct gc_item *it)
+{
+	if (it->kind != GC_COALESCE && it->kind != GC_COMMIT)
+		return NULL;
+	json_object *a = json_object_new_array();
+	if (it->kind == GC_COALESCE) {
+		json_object_array_add(a, json_object_new_string(it->vhd));
+		return a;
+	}
+	for (const char *s = it->layers; *s;) {
+		size_t len = strcspn(s, "/");
+		json_object_array_add(a, json_object_new_string_len(s, (int)len));
+		s += len + (s[len] == '/');
+	}
+	return a;
+}
+
 static json_object *item_json(const struct gc_item *it)
 {
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "kind", json_object_new_string(gc_kind_names[it->kind]));
 	json_object_object_add(o, "vhd", json_object_new_string(it->vhd));
 	json_object_object_add(o, "into", it->into[0] ? json_object_new_string(it->into) : NULL);
+	json_object_object_add(o, "layers", layers_json(it));
 	json_object_object_add(o, "bytes", json_object_new_uint64(it->bytes));
 	json_object_object_add(o, "chain_depth", json_object_new_int((int)it->chain_depth));
 	json_object_object_add(o, "live", json_object_new_boolean(it->live));

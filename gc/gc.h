@@ -20,13 +20,22 @@
 /* a chain this deep is shown as a warning (XenServer refuses past 30) */
 #define GC_DEPTH_WARNING 20
 
-enum gc_kind { GC_DELETE, GC_COALESCE, GC_LEAF, GC_KINDS };
+/* GC_COMMIT: a run of several hidden single-child layers merged into the
+ * base below them in one pass (vhd_commit), then relinked and deleted. */
+enum gc_kind { GC_DELETE, GC_COALESCE, GC_LEAF, GC_COMMIT, GC_KINDS };
+
+#define GC_MAX_RUN 64           /* layers one commit merges, at most */
 enum gc_result { GC_OK, GC_ERROR, GC_CANCELLED, GC_RESULTS };
 
 struct gc_item {
 	enum gc_kind kind;
-	char vhd[256];          /* the file removed or merged (a name in the SR) */
-	char into[256];         /* the parent it is merged into ("" for delete) */
+	char vhd[256];          /* the file removed or merged (a name in the SR;
+	                           commit: the run's top) */
+	char into[256];         /* the parent it is merged into ("" for delete;
+	                           commit: the base below the run) */
+	unsigned nlayers;       /* files merged and deleted: 1, or the run's length */
+	char layers[4096];      /* commit: their names, bottom up, '/' between
+	                           (a name cannot hold a '/'); "" otherwise */
 	uint64_t bytes;         /* data it will move */
 	unsigned chain_depth;   /* depth of the deepest chain it shortens */
 	char note[160];         /* why it waits, "" when it can run */

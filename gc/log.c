@@ -7,7 +7,7 @@
 
 #include "gc.h"
 
-const char *const gc_kind_names[GC_KINDS] = { "delete", "coalesce", "leaf-coalesce" };
+const char *const gc_kind_names[GC_KINDS] = { "delete", "coalesce", "leaf-coalesce", "commit" };
 const char *const gc_result_names[GC_RESULTS] = { "ok", "error", "cancelled" };
 
 void gc_log(struct gc *g, bool error, const char *fmt, ...)

@@ -8,6 +8,13 @@
  *   delete    a hidden leaf with no visible descendant (garbage);
  *   coalesce  a hidden VHD with children whose hidden parent has it as only
  *             child: merged into that parent, its children re-pointed;
+ *   commit    the same for a run of such layers, each the only child of the
+ *             one below: the whole run, from the lowest up to the first
+ *             layer with other than one hidden child with children, merged
+ *             into the base below it in one pass (a sector rewritten in
+ *             every layer is written once, not once per layer), the top's
+ *             children re-pointed, the run deleted; a layer in use ends the
+ *             run below it (it could not be deleted);
  *   leaf      a visible leaf whose hidden parent has it as only child:
  *             merged, the parent taking the leaf's place (waits while the
  *             leaf is in use, unless `vhd serve` is what uses it: then
@@ -68,6 +75,7 @@ static int add_item(struct gc_plan *p, unsigned *cap, enum gc_kind kind, const s
 	memset(it, 0, sizeof *it);
 	it->kind = kind;
 	it->entry = (unsigned)i;
+	it->nlayers = 1;
 	snprintf(it->vhd, sizeof it->vhd, "%s", e->name);
 	if (kind != GC_DELETE)
 		snprintf(it->into, sizeof it->into, "%s", sr->entries[e->parent].name);
@@ -76,14 +84,81 @@ static int add_item(struct gc_plan *p, unsigned *cap, enum gc_kind kind, const s
 	return 0;
 }
 
+/* The only child of entry I (-1 if it has not exactly one). */
+static int only_child(const struct vhd_sr *sr, size_t i)
+{
+	if (sr->entries[i].children != 1)
+		return -1;
+	for (size_t c = 0; c < sr->count; c++)
+		if (sr->entries[c].parent == (int)i)
+			return (int)c;
+	return -1;
+}
+
+/* Can entry C, the only child of a layer of a run, join the run as its new
+ * top?  It must be hidden with children (what a coalesce merges), readable,
+ * sound and not in use (a merged layer is deleted). */
+static bool joins_run(const struct vhd_sr *sr, const bool *blocked, int c)
+{
+	const struct vhd_sr_entry *e = &sr->entries[c];
+	return !blocked[c] && e->type && e->hidden && e->children && !e->in_use;
+}
+
+/* The run of layers that starts at entry I (hidden with children, the only
+ * child of a hidden base): every layer above it that joins, each marked in
+ * COVERED so that it starts no run of its own; one item, a coalesce when
+ * the run is I alone, else a commit of its top into the base.  A layer of
+ * the run that waits for resume makes the whole run wait (resuming it must
+ * find the same layers), and its layers HELD: a merge into one of them
+ * waits too, else its journal would name files that are gone. */
+static int plan_run(struct gc_plan *p, unsigned *cap, const struct vhd_sr *sr,
+                    const struct gc_facts *facts, const bool *blocked, bool *covered, bool *held,
+                    size_t i, const char *note)
+{
+	char layers[sizeof p->items->layers];
+	size_t top = i;
+	unsigned n = 1;
+	bool deferred = facts[i].deferred;
+	snprintf(layers, sizeof layers, "%s", sr->entries[i].name);
+	/* a start in use waits alone: the layers above may still merge into it */
+	for (int c; !sr->entries[i].in_use && n < GC_MAX_RUN && (c = only_child(sr, top)) >= 0 &&
+	            joins_run(sr, blocked, c);) {
+		size_t used = strlen(layers), more = strlen(sr->entries[c].name) + 1;
+		if (used + more >= sizeof layers)
+			break;
+		snprintf(layers + used, sizeof layers - used, "/%s", sr->entries[c].name);
+		covered[c] = true;
+		deferred |= facts[c].deferred;
+		top = (size_t)c;
+		n++;
+	}
+	if (!note && deferred)
+		note = "cancelled: waits for 'vhd gc resume'";
+	/* its journal names these layers: nothing may merge into them meanwhile */
+	for (size_t a = top; deferred && a != i; a = (size_t)sr->entries[a].parent)
+		held[a] = true;
+	held[i] |= deferred;
+	if (!note && sr->entries[i].in_use)
+		note = "in use";
+	if (add_item(p, cap, n > 1 ? GC_COMMIT : GC_COALESCE, sr, top, note))
+		return -1;
+	struct gc_item *it = &p->items[p->n - 1];
+	snprintf(it->into, sizeof it->into, "%s", sr->entries[sr->entries[i].parent].name);
+	it->nlayers = n;
+	if (n > 1)
+		snprintf(it->layers, sizeof it->layers, "%s", layers);
+	return 0;
+}
+
 /* The operation entry I calls for, if any (-1: out of memory). */
 static int plan_entry(struct gc_plan *p, unsigned *cap, const struct vhd_sr *sr,
-                      const struct gc_facts *facts, const bool *blocked, size_t i)
+                      const struct gc_facts *facts, const bool *blocked, bool *covered,
+                      bool *held, size_t i)
 {
 	const struct vhd_sr_entry *e = &sr->entries[i];
 	const struct vhd_sr_entry *par = e->parent >= 0 ? &sr->entries[e->parent] : NULL;
 	const char *note = NULL;
-	if (blocked[i] || !e->type)
+	if (blocked[i] || !e->type || covered[i])
 		return 0;
 	if (facts[i].deferred)
 		note = "cancelled: waits for 'vhd gc resume'";
@@ -102,8 +177,11 @@ static int plan_entry(struct gc_plan *p, unsigned *cap, const struct vhd_sr *sr,
 		return 0;   /* merging would change a visible disk */
 	if (p->unreadable)
 		note = unreadable_note;
+	else if (held[e->parent])
+		note = "waits for the cancelled merge below ('vhd gc resume')";
 	if (e->hidden && e->children)
-		return add_item(p, cap, GC_COALESCE, sr, i, note);
+		return plan_run(p, cap, sr, facts, blocked, covered, held, i,
+		                p->unreadable || held[e->parent] ? note : NULL);
 	if (e->hidden || e->children)
 		return 0;
 	bool live = e->in_use && facts[i].served;
@@ -163,9 +241,11 @@ int gc_plan_make(const struct vhd_sr *sr, const struct gc_facts *facts, struct g
 	memset(p, 0, sizeof *p);
 	bool *bad = calloc(sr->count + 1, sizeof *bad);
 	bool *blocked = calloc(sr->count + 1, sizeof *blocked);
+	bool *covered = calloc(sr->count + 1, sizeof *covered);
+	bool *held = calloc(sr->count + 1, sizeof *held);
 	size_t *order = calloc(sr->count + 1, sizeof *order);
 	unsigned cap = 0;
-	int rc = bad && blocked && order ? list_broken(p, sr, facts, bad) : -1;
+	int rc = bad && blocked && covered && held && order ? list_broken(p, sr, facts, bad) : -1;
 	if (!rc) {
 		mark_blocked(sr, bad, blocked);
 		for (size_t i = 0; i < sr->count; i++)
@@ -173,10 +253,12 @@ int gc_plan_make(const struct vhd_sr *sr, const struct gc_facts *facts, struct g
 		if (sr->count)
 			qsort_r(order, sr->count, sizeof *order, by_depth, (void *)sr);
 		for (size_t i = 0; !rc && i < sr->count; i++)
-			rc = plan_entry(p, &cap, sr, facts, blocked, order[i]);
+			rc = plan_entry(p, &cap, sr, facts, blocked, covered, held, order[i]);
 		sort_items(p);
 	}
 	free(order);
+	free(held);
+	free(covered);
 	free(blocked);
 	free(bad);
 	if (rc)

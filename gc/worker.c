@@ -8,6 +8,8 @@
  *             unlinked;
  *   coalesce  vhd_coalesce with relink (the SR lock is taken for the relink
  *             and delete phases, from the progress callback);
+ *   commit    vhd_commit of the run's top into its base with relink, the
+ *             same locking as coalesce: every layer merged in one pass;
  *   leaf      vhd_leaf_coalesce (keeps the leaf's path and UUID); a leaf
  *             that `vhd serve` serves is merged by its server instead
  *             (the live coalesce, asked for and followed over its control
@@ -38,6 +40,8 @@ struct fact {
 	char defect[256];
 	bool have_bytes;
 	uint64_t bytes;
+	uint64_t run_key;         /* commit of a run from this top: its layers' */
+	uint64_t run_bytes;       /* signature and the bytes their union holds */
 };
 static struct fact fact_cache[CHECK_CACHE];
 
@@ -108,6 +112,55 @@ static uint64_t data_bytes(const struct vhd_sr_entry *e)
 	return f->bytes;
 }
 
+static uint64_t mix(uint64_t h, const void *data, size_t len)
+{
+	const unsigned char *c = data;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ c[i]) * 1099511628211ull;
+	return h;
+}
+
+/* Bytes a commit of a run of NLAYERS layers from E (its top) down moves:
+ * the sectors present in any of them, counted once (a sector rewritten in
+ * every layer is written once).  Without a readable chain, the sum of the
+ * layers' data (more than the merge moves: the space check errs safe). */
+struct union_count {
+	unsigned nlayers;
+	uint64_t bytes;
+};
+
+static int add_union_run(uint64_t off, uint64_t len, unsigned layer, void *opaque)
+{
+	struct union_count *u = opaque;
+	(void)off;
+	if (layer < u->nlayers)
+		u->bytes += len;
+	return 0;
+}
+
+static uint64_t run_bytes(const struct vhd_sr *sr, const struct gc_item *it)
+{
+	const struct vhd_sr_entry *e = &sr->entries[it->entry];
+	uint64_t key = 1469598103934665603ull, sum = 0;
+	int a = (int)it->entry;
+	for (unsigned l = 0; l < it->nlayers && a >= 0; l++, a = sr->entries[a].parent) {
+		const struct vhd_sr_entry *x = &sr->entries[a];
+		key = mix(key, x->name, strlen(x->name));
+		key = mix(key, &x->file_size, sizeof x->file_size);
+		key = mix(key, &x->mtime_ns, sizeof x->mtime_ns);
+		sum += data_bytes(x);
+	}
+	struct fact *f = fact_for(e);
+	if (f->run_key == key)
+		return f->run_bytes;
+	vhd_t *v = vhd_open(e->path, VHD_OPEN_RDONLY | VHD_OPEN_STRICT_DIR);
+	struct union_count u = { .nlayers = it->nlayers };
+	f->run_bytes = v && vhd_map(v, 1, add_union_run, &u) == 0 ? u.bytes : sum;
+	f->run_key = key;
+	vhd_close(v);
+	return f->run_bytes;
+}
+
 /* ---- planning ---- */
 
 struct plan {
@@ -129,14 +182,6 @@ static bool deferred(struct gc *g, const char *name)
 		if (!strcmp(g->defer[i], name))
 			return true;
 	return false;
-}
-
-static uint64_t mix(uint64_t h, const void *data, size_t len)
-{
-	const unsigned char *c = data;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ c[i]) * 1099511628211ull;
-	return h;
 }
 
 /* A differencing VHD whose parent is a raw image (nil parent UUID, blktap's
@@ -204,7 +249,9 @@ static int make_plan(struct gc *g, struct plan *p, char *why, size_t len)
 	}
 	for (unsigned i = 0; !rc && i < p->ops.n; i++) {
 		struct gc_item *it = &p->ops.items[i];
-		if (it->kind != GC_DELETE)
+		if (it->kind == GC_COMMIT)
+			it->bytes = run_bytes(p->sr, it);
+		else if (it->kind != GC_DELETE)
 			it->bytes = data_bytes(&p->sr->entries[it->entry]);
 	}
 	if (rc)
@@ -383,16 +430,18 @@ static int run_merge(struct gc *g, const struct gc_item *it)
 {
 	struct op_ctx c = { .g = g, .sr_lock = vhd_sr_lock(g->o.dir, 1), .last_done = UINT64_MAX };
 	struct vhd_coalesce_opts *o = &g->copts;
-	char path[PATH_MAX];
-	if (!path_in(g, it->vhd, path, sizeof path) || c.sr_lock < 0) {
+	char path[PATH_MAX], base[PATH_MAX];
+	if (!path_in(g, it->vhd, path, sizeof path) || !path_in(g, it->into, base, sizeof base) ||
+	    c.sr_lock < 0) {
 		vhd_sr_unlock(c.sr_lock);
 		return -1;
 	}
-	o->flags = VHD_COALESCE_STRICT_DIR | (it->kind == GC_COALESCE ? VHD_COALESCE_RELINK : 0);
+	o->flags = VHD_COALESCE_STRICT_DIR | (it->kind != GC_LEAF ? VHD_COALESCE_RELINK : 0);
 	o->stop = &g->stop;
 	o->progress = on_progress;
 	o->opaque = &c;
-	int rc = it->kind == GC_COALESCE ? vhd_coalesce(path, o) : vhd_leaf_coalesce(path, o);
+	int rc = it->kind == GC_COALESCE ? vhd_coalesce(path, o)
+	         : it->kind == GC_COMMIT ? vhd_commit(path, base, o) : vhd_leaf_coalesce(path, o);
 	vhd_sr_unlock(c.sr_lock);
 	return rc;
 }
@@ -502,7 +551,7 @@ static bool below(const struct vhd_sr *sr, size_t i, int a)
 	return false;
 }
 
-/* After a coalesce deleted IT->vhd from under served leaves: their servers
+/* After a coalesce or commit deleted layers from under served leaves: their servers
  * still hold it open (its space is not freed) until they re-open their
  * chains. */
 static void refresh_servers(struct gc *g, const struct gc_item *it)
@@ -569,8 +618,9 @@ static void run_item(struct gc *g, const struct gc_item *it)
 	g->stop = 0;
 	g->cancelled = false;
 	pthread_mutex_unlock(&g->lock);
-	gc_log(g, false, "start %s %s%s%s%s (%llu bytes)", gc_kind_names[it->kind], it->vhd,
+	gc_log(g, false, "start %s %s%s%s%s (%s%s%s%llu bytes)", gc_kind_names[it->kind], it->vhd,
 	       it->into[0] ? " into " : "", it->into, it->live ? " (live, by its vhd serve)" : "",
+	       it->layers[0] ? "layers " : "", it->layers, it->layers[0] ? ", " : "",
 	       (unsigned long long)it->bytes);
 	double t0 = now_seconds();
 	pthread_mutex_lock(&g->lock);
@@ -607,7 +657,7 @@ static void run_item(struct gc *g, const struct gc_item *it)
 	else
 		gc_log(g, true, "end %s %s: failed after %.2f s: %s", gc_kind_names[it->kind], it->vhd,
 		       secs, msg);
-	if (r == GC_OK && it->kind == GC_COALESCE)
+	if (r == GC_OK && (it->kind == GC_COALESCE || it->kind == GC_COMMIT))
 		refresh_servers(g, it);
 	/* a speed under one rate limit, not a mix (set-rate while it ran) */
 	if (r == GC_OK && it->kind != GC_DELETE && limit == limit_before)
@@ -702,9 +752,10 @@ static void log_decisions(struct gc *g, struct plan *p, uint64_t *last_sig)
 			       "the SR: it is left alone", p->sr->entries[i].name);
 	for (unsigned i = 0; i < p->ops.n; i++) {
 		const struct gc_item *it = &p->ops.items[i];
-		gc_log(g, false, "decision: %s %s%s%s%s (%llu bytes, chain depth %u)%s%s",
+		gc_log(g, false, "decision: %s %s%s%s%s (%s%s%s%llu bytes, chain depth %u)%s%s",
 		       gc_kind_names[it->kind], it->vhd, it->into[0] ? " into " : "", it->into,
 		       it->live ? " live, by its vhd serve" : "",
+		       it->layers[0] ? "layers " : "", it->layers, it->layers[0] ? ", " : "",
 		       (unsigned long long)it->bytes, it->chain_depth, it->note[0] ? ": waits: " : "",
 		       it->note);
 	}

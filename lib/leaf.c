@@ -13,7 +13,8 @@
  * recovery looks at the files to see how far it got: the leaf still a child
  * of the parent (not renamed: rename, unless the leaf changed since the
  * journal, then drop it: the merge is redone later), the parent's UUID at
- * the leaf's path (renamed: footers), the leaf's UUID there (done). */
+ * the leaf's path (renamed: footers), the leaf's UUID there (footers again:
+ * the crash may have fallen between the primary's write and the backup's). */
 #include <errno.h>
 #include <fcntl.h>
 #include <dirent.h>
@@ -211,7 +212,14 @@ static int recover_swap(struct leaf_journal *j)
 		}
 		if (lfd >= 0)
 			close(lfd);
-	} else if (!done) {
+	} else if (done) {
+		/* the leaf's UUID is read from the primary footer: a crash between
+		 * the two footer writes of step 3 leaves the backup with the
+		 * parent's, so both are written again */
+		struct vhd *v = open_checked(j->leaf, j->leaf_uuid, VHD_OPEN_RDWR);
+		rc = !v || take_identity(j, v);
+		vhd_close(v);
+	} else {
 		return vhd_error(EBADMSG, "%s: %s holds neither the leaf nor its parent", j->path, j->leaf);
 	}
 	if (rc)

@@ -155,8 +155,30 @@ int merge_relink(struct journal *j, const struct vhd_coalesce_opts *opts)
 	return rc;
 }
 
-/* Delete the merged layers, each only if it still is the file the journal
- * names (same UUID): a path may have been reused. */
+/* A child of merged layer I that the relink did not re-point: any child of
+ * the top (the relink re-pointed them all), or a child of a layer below it
+ * other than the merged layer above (a snapshot taken of it meanwhile,
+ * which the merge must not leave pointing at a deleted file).  1 if so,
+ * with the error set; -1 on error. */
+static int unexpected_child(const struct journal *j, unsigned i)
+{
+	const struct layer_stamp *s = &j->layers[i];
+	char dir[PATH_MAX];
+	char **kids = children_in_dir(path_dir(s->path, dir, sizeof dir), s->uuid,
+	                              i ? j->layers[i - 1].path : s->path);
+	if (!kids)
+		return -1;
+	int r = kids[0] ? 1 : 0;
+	if (r)
+		vhd_error(EBUSY, "%s: has a child the merge did not re-point, %s: not deleting it",
+		          s->path, kids[0]);
+	free_paths(kids);
+	return r;
+}
+
+/* Delete the merged layers, top first, each only if it still is the file
+ * the journal names (same UUID: a path may have been reused) and nothing
+ * but the merged layer above still depends on it. */
 int merge_delete(struct journal *j, const struct vhd_coalesce_opts *opts)
 {
 	(void)opts;
@@ -173,6 +195,8 @@ int merge_delete(struct journal *j, const struct vhd_coalesce_opts *opts)
 		if (!same)
 			return vhd_error(EEXIST, "%s: is no longer the merged file; not deleting it",
 			                 s->path);
+		if (unexpected_child(j, i))
+			return -1;
 		if (unlink(s->path) && errno != ENOENT)
 			return vhd_error(errno, "%s: %s", s->path, strerror(errno));
 		if (fsync_parent_dir(s->path))

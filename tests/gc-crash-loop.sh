@@ -12,7 +12,12 @@
 # until it converges, and compares the checksums of every visible VHD with
 # those taken before, the leaf's UUID, the final chain depth and that no
 # journal is left.  CRASH_ROUNDS rounds (default 40); CRASH_SEED repeats a run.
-# Run by `make crash-test`; a few rounds by tests/test-gc-crash.sh.
+# GC_CRASH_SHAPE=onepass: the demo's 8-level SR with every snapshot deleted,
+# which the GC merges in one pass (one commit of the 7 hidden layers above
+# b00, then the leaf-coalesce); some rounds then finish the interrupted
+# commit with `vhd recover` before the GC runs again.
+# Run by `make crash-test`; a few rounds by tests/test-gc-crash.sh and
+# tests/test-gc-onepass-crash.sh.
 . "$(dirname "$0")/functions.sh"
 . "$(dirname "$0")/gc-functions.sh"
 rounds=${CRASH_ROUNDS:-40}
@@ -20,10 +25,16 @@ seed=${CRASH_SEED:-$$}
 RANDOM=$seed
 echo "gc-crash-loop: $rounds rounds, seed $seed"
 
-make_sr "$TMP/proto" 15 8 3 || fail "building the SR"
-# snapshots deleted by the user: most files go, s03 is hidden (garbage)
-for i in 00 01 02 04 06 07 08 09 11 12 13; do rm "$TMP/proto/s$i.vhd"; done
-"$VHD" set "$TMP/proto/s03.vhd" hidden on >/dev/null || fail "hiding s03"
+shape=${GC_CRASH_SHAPE:-xen}
+if [ "$shape" = onepass ]; then
+	make_sr "$TMP/proto" 8 16 3 || fail "building the SR"
+	rm "$TMP"/proto/s*.vhd
+else
+	make_sr "$TMP/proto" 15 8 3 || fail "building the SR"
+	# snapshots deleted by the user: most files go, s03 is hidden (garbage)
+	for i in 00 01 02 04 06 07 08 09 11 12 13; do rm "$TMP/proto/s$i.vhd"; done
+	"$VHD" set "$TMP/proto/s03.vhd" hidden on >/dev/null || fail "hiding s03"
+fi
 sr_sums "$TMP/proto" >"$TMP/want" || fail "checksums"
 leaf_uuid() { "$VHD" info --json "$1" | json_get "$(cat)" 'j["uuid"]'; }
 want_uuid=$(leaf_uuid "$TMP/proto/leaf.vhd")
@@ -66,12 +77,20 @@ want_depth=$("$VHD" depth "$TMP/w/leaf.vhd")
 [ "$want_depth" -lt 16 ] || fail "clean run: leaf still $want_depth deep"
 [ "$(leaf_uuid "$TMP/w/leaf.vhd")" = "$want_uuid" ] || fail "clean run: leaf UUID changed"
 ls -A "$TMP/w" | grep -q 's03.vhd' && fail "clean run: garbage s03 left"
+if [ "$shape" = onepass ]; then
+	[ "$want_depth" = 1 ] || fail "clean run: leaf $want_depth deep, expected 1"
+fi
 # the real kill -9 lands within the time a whole run takes (without the
 # counting preload, which slows it)
 rm -rf "$TMP/w" && cp -a "$TMP/proto" "$TMP/w"
 t0=$(date +%s%N)
 run_gc >"$TMP/timed.out" 2>&1 || { cat "$TMP/timed.out"; fail "timed clean run failed"; }
 run_ms=$(( ($(date +%s%N) - t0) / 1000000 + 1 ))
+if [ "$shape" = onepass ]; then   # one pass: one commit of the seven layers, no coalesce
+	grep -q "start commit b07.vhd into b00.vhd (layers b01.vhd/b02.vhd/b03.vhd/b04.vhd/b05.vhd/b06.vhd/b07.vhd," \
+		"$TMP/timed.out" && ! grep -q "start coalesce" "$TMP/timed.out" ||
+		{ cat "$TMP/timed.out"; fail "clean run: not one commit of b01..b07"; }
+fi
 echo "clean run: $steps counted operations, ${run_ms} ms, leaf depth 16 -> $want_depth"
 
 modes=(kill kill powerloss realkill)
@@ -96,6 +115,13 @@ for r in $(seq "$rounds"); do
 		at2=$(( RANDOM % 200 + 1 ))
 		crash_run "$at2" kill 1 "${gc_cmd[@]}" >"$TMP/crash2.out" 2>&1
 		verify "$what, then killed at $at2 while recovering"
+	fi
+	# the interrupted commit finished by `vhd recover` instead, now and then
+	if [ "$shape" = onepass ] && [ $((RANDOM % 3)) -eq 0 ]; then
+		"$VHD" recover "$TMP/w" >"$TMP/recover.out" 2>&1 ||
+			{ cat "$TMP/recover.out"; fail "$what: vhd recover failed"; }
+		verify "$what, after vhd recover"
+		what="$what, vhd recover"
 	fi
 	run_gc >"$TMP/rerun.out" 2>&1 || { tail -20 "$TMP/rerun.out"; fail "$what: restart failed"; }
 	verify "$what, after the restart"

@@ -25,7 +25,10 @@ gc_start "$SR" --quiet-period 0 --interval 0.1 --rate-limit 40K --metrics 127.0.
 # status: a running operation with progress, the queue, leaf depths
 wait_for 20 'j["operation"] is not None and j["operation"]["bytes_done"] > 0' || fail "no operation in progress"
 st=$(gc_status)
-[ "$(json_get "$st" 'j["operation"]["kind"]')" = coalesce ] || fail "first operation is not a coalesce: $st"
+# the 14 hidden layers above b00 go in one pass: one commit, every layer named
+[ "$(json_get "$st" 'j["operation"]["kind"]')" = commit ] || fail "first operation is not a commit: $st"
+[ "$(json_get "$st" '" ".join(j["operation"]["layers"])')" = "$(cd "$SR" && echo b0[1-9].vhd b1[0-4].vhd)" ] ||
+	fail "the commit does not merge b01..b14: $st"
 [ "$(json_get "$st" 'j["operation"]["bytes_total"] > 0 and j["operation"]["phase"] == "copy"')" = True ] || fail "no progress figures: $st"
 [ "$(json_get "$st" 'len(j["queue"]) > 0 and j["queue_bytes"] > 0')" = True ] || fail "empty queue: $st"
 [ "$(json_get "$st" '[l["depth"] for l in j["leaves"] if l["vhd"] == "leaf.vhd"][0]')" = 16 ] || fail "leaf depth not 16: $st"
@@ -35,7 +38,7 @@ st=$(gc_status)
 addr=$(json_get "$st" 'j["metrics"]')
 case $addr in 127.0.0.1:[1-9]*) ;; *) fail "metrics address '$addr'" ;; esac
 curl -sf "http://$addr/metrics" >"$TMP/m1" || fail "scraping metrics"
-for m in vhd_gc_bytes_coalesced_total 'vhd_gc_operations_total{kind="coalesce",result="ok"}' \
+for m in vhd_gc_bytes_coalesced_total 'vhd_gc_operations_total{kind="commit",result="ok"}' \
 	'vhd_gc_chain_depth_bucket{le="+Inf"} 1' vhd_gc_queue_bytes vhd_gc_rate_bytes_per_second; do
 	grep -qF "$m" "$TMP/m1" || { cat "$TMP/m1"; fail "metric $m missing"; }
 done
@@ -65,7 +68,7 @@ grep -q "another GC already runs" "$TMP/.out" || fail "second GC: unclear messag
 [ "$(json_get "$(gc_status)" 'j["rate_limit"]')" = 30720 ] || fail "set-rate not applied"
 
 # pause: the operation stops at a consistent point, resumable
-wait_for 20 'j["operation"] is not None and j["operation"]["vhd"] == "b01.vhd"' || fail "no operation to pause"
+wait_for 20 'j["operation"] is not None and j["operation"]["vhd"] == "b14.vhd"' || fail "no operation to pause"
 "$VHD" gc pause "$SR" || fail "pause"
 wait_for 10 'j["state"] == "paused" and j["operation"] is None' || fail "did not pause"
 ls -A "$SR" | grep -q "^\.vhdkit-.*\.journal$" || { ls -A "$SR"; grep -v decision "$GC_LOG" | tail; fail "paused operation left no journal"; }
@@ -77,16 +80,16 @@ grep -q "paused" "$TMP/human" && grep -q "leaves (chain depth)" "$TMP/human" || 
 wait_for 10 'j["operation"] is not None and not j["paused"]' || fail "did not resume"
 
 # cancel: the operation stops, resumable, and waits for resume
-wait_for 20 'j["operation"] is not None and j["operation"]["vhd"] == "b01.vhd"' || fail "no operation to cancel"
+wait_for 20 'j["operation"] is not None and j["operation"]["vhd"] == "b14.vhd"' || fail "no operation to cancel"
 victim=$(json_get "$(gc_status)" 'j["operation"]["vhd"]')
 "$VHD" gc cancel "$SR" || fail "cancel"
-wait_for 10 "j['totals']['operations']['coalesce']['cancelled'] + j['totals']['operations']['leaf-coalesce']['cancelled'] >= 1" ||
+wait_for 10 "j['totals']['operations']['commit']['cancelled'] + j['totals']['operations']['leaf-coalesce']['cancelled'] >= 1" ||
 	fail "cancel not counted"
 wait_for 10 "any(q['vhd'] == '$victim' and q['waits'] for q in j['queue'])" || { grep -v decision "$GC_LOG"; fail "cancelled item not held"; }
 "$VHD" gc set-rate "$SR" 0 && "$VHD" gc resume "$SR" || fail "resume after cancel"
 
 # it converges: one file, the leaf, at depth 1
-wait_for 50 'j["state"] == "idle" and not j["queue"] and j["operation"] is None' || fail "did not converge"
+wait_for 50 'j["state"] == "idle" and not j["queue"] and j["operation"] is None' || { grep -v decision "$GC_LOG" | tail -25; fail "did not converge"; }
 [ "$("$VHD" depth "$SR/leaf.vhd")" = 1 ] || fail "leaf not collapsed"
 sr_sums "$SR" >"$TMP/got"
 diff "$TMP/want" "$TMP/got" || fail "visible content changed"
@@ -97,7 +100,7 @@ grep -qx "vhd_gc_bytes_coalesced_total $b" "$TMP/m2" || fail "metrics disagree w
 [ "$b" -gt 0 ] || fail "no bytes counted"
 grep -qx 'vhd_gc_operations_total{kind="leaf-coalesce",result="ok"} 1' "$TMP/m2" || fail "leaf-coalesce not counted"
 grep -qx "vhd_gc_chain_depth_bucket{le=\"1\"} 1" "$TMP/m2" && grep -qx "vhd_gc_chain_depth_sum 1" "$TMP/m2" || fail "depth histogram not updated"
-grep -q "start coalesce" "$GC_LOG" && grep -q "MB/s" "$GC_LOG" && grep -q "decision:" "$GC_LOG" || fail "log lines missing"
+grep -q "start commit b14.vhd into b00.vhd (layers b01.vhd/" "$GC_LOG" && grep -q "MB/s" "$GC_LOG" && grep -q "decision:" "$GC_LOG" || fail "log lines missing"
 
 # SIGTERM: clean exit, socket removed
 kill "$GC_PID"; wait "$GC_PID"; rc=$?; GC_PID=

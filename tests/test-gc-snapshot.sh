@@ -15,8 +15,8 @@ done
 for f in "$SR"/s*.vhd; do rm "$f"; done
 sr_sums "$SR" >"$TMP/want"
 gc_start "$SR" --quiet-period 0 --interval 0.1 --rate-limit 100K || fail "GC did not start"
-wait_for 20 'j["operation"] is not None and j["operation"]["vhd"] == "b01.vhd" and j["operation"]["bytes_done"] > 0' ||
-	fail "no coalesce running"
+wait_for 20 'j["operation"] is not None and "b01.vhd" in (j["operation"]["layers"] or []) and j["operation"]["bytes_done"] > 0' ||
+	fail "no commit running"
 ls -A "$SR" | grep -q '^\.vhdkit-b00\.vhd\.journal$' || wait_for 10 'True'
 expect_exit 4 "$VHD" snapshot "$SR/b00.vhd" "$SR/x.vhd"
 grep -q "coalesce into it is under way" "$TMP/.out" || fail "unclear refusal: $(cat "$TMP/.out")"

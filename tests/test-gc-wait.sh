@@ -7,13 +7,14 @@
 trap 'gc_stop; kill $HOLD 2>/dev/null; rm -rf "$TMP"' EXIT
 HOLD=
 SR=$TMP/sr
-make_sr "$SR" 6 8 2 || fail "building the SR"
-# data in two blocks of b01 (merged first): at 1 KiB/s that merge cannot end
-# before the first wait's timeout, so no speed is measured and the GC has no
-# ETA (with one, a wait that cannot make its --timeout fails at once: "eta",
-# tests/test-gc-wait-eta.sh)
+make_sr "$SR" 6 64 2 || fail "building the SR"
+# data in each of b01's 32 blocks (the hidden layers go in one commit, first):
+# more blocks than the merge keeps in flight, so at 1 KiB/s that merge cannot
+# end before the first wait's timeout, so no speed is measured and the GC has
+# no ETA (with one, a wait that cannot make its --timeout fails at once:
+# "eta", tests/test-gc-wait-eta.sh)
 rand_sectors 64 >"$TMP/32k"
-for blk in 0 2; do
+for blk in $(seq 0 31); do
 	"$VHDIO" write "$SR/b01.vhd" $((blk * 2097152 + 4096)) <"$TMP/32k" || fail "writing b01"
 done
 for f in "$SR"/s*.vhd; do rm "$f"; done

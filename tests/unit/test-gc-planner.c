@@ -25,10 +25,11 @@ enum {
 	SRV = 64,      /* `vhd serve` answers for it (the worker verified) */
 };
 
-#define MAX_NODES 10
+#define MAX_NODES 20
 #define MAX_OPS 10
 #define WAIT_USE " (waits: in use)"
 #define WAIT_RESUME " (waits: cancelled: waits for 'vhd gc resume')"
+#define WAIT_HELD " (waits: waits for the cancelled merge below ('vhd gc resume'))"
 #define WAIT_UNREAD " (waits: an unreadable file in the SR may depend on it)"
 
 struct node {
@@ -72,9 +73,9 @@ static const struct row rows[] = {
 	  { "leaf-coalesce leaf into base (live)" WAIT_RESUME }, "" },
 	{ "a served leaf beside a sibling is not merged",
 	  { { "base", NULL, HID }, { "leaf", "base", USE | SRV }, { "snap", "base", 0 } }, { 0 }, "" },
-	{ "hidden layers under a served leaf are coalesced first, then the leaf live",
+	{ "hidden layers under a served leaf are committed first (one pass), then the leaf live",
 	  { { "a", NULL, HID }, { "b", "a", HID }, { "c", "b", HID }, { "leaf", "c", USE | SRV } },
-	  { "coalesce b into a", "coalesce c into b", "leaf-coalesce leaf into c (live)" }, "" },
+	  { "commit c into a [b/c]", "leaf-coalesce leaf into c (live)" }, "" },
 	{ "an unreadable file makes a served leaf wait too",
 	  { { "base", NULL, HID }, { "leaf", "base", USE | SRV }, { "junk", NULL, UNREAD } },
 	  { "leaf-coalesce leaf into base (live)" WAIT_UNREAD }, "junk" },
@@ -88,21 +89,75 @@ static const struct row rows[] = {
 	{ "a hidden layer over a visible disk stays; the leaf goes into it",
 	  { { "base", NULL, 0 }, { "mid", "base", HID }, { "leaf", "mid", 0 } },
 	  { "leaf-coalesce leaf into mid" }, "" },
-	{ "a chain is merged from its shallowest layer",
+	{ "a run of hidden single-child layers is one commit into the base below it",
 	  { { "a", NULL, HID }, { "b", "a", HID }, { "c", "b", HID }, { "d", "c", HID },
 	    { "e", "d", 0 } },
-	  { "coalesce b into a", "coalesce c into b", "coalesce d into c", "leaf-coalesce e into d" },
-	  "" },
+	  { "commit d into a [b/c/d]", "leaf-coalesce e into d" }, "" },
+	{ "the demo's 8-level SR: its seven hidden layers above the base in one pass",
+	  { { "l0", NULL, HID }, { "l1", "l0", HID }, { "l2", "l1", HID }, { "l3", "l2", HID },
+	    { "l4", "l3", HID }, { "l5", "l4", HID }, { "l6", "l5", HID }, { "l7", "l6", HID },
+	    { "vm", "l7", 0 } },
+	  { "commit l7 into l0 [l1/l2/l3/l4/l5/l6/l7]", "leaf-coalesce vm into l7" }, "" },
 	{ "the deepest chain first, whatever the names",
 	  { { "x1", NULL, HID }, { "x2", "x1", HID }, { "x3", "x2", 0 }, { "y1", NULL, HID },
 	    { "y2", "y1", HID }, { "y3", "y2", HID }, { "y4", "y3", 0 } },
-	  { "coalesce y2 into y1", "coalesce y3 into y2", "leaf-coalesce y4 into y3",
-	    "coalesce x2 into x1", "leaf-coalesce x3 into x2" },
+	  { "commit y3 into y1 [y2/y3]", "leaf-coalesce y4 into y3", "coalesce x2 into x1",
+	    "leaf-coalesce x3 into x2" },
 	  "" },
+	{ "deeper chains first: a run of three before a run of two",
+	  { { "p0", NULL, HID }, { "p1", "p0", HID }, { "p2", "p1", HID }, { "pv", "p2", 0 },
+	    { "q0", NULL, HID }, { "q1", "q0", HID }, { "q2", "q1", HID }, { "q3", "q2", HID },
+	    { "qv", "q3", 0 } },
+	  { "commit q3 into q0 [q1/q2/q3]", "leaf-coalesce qv into q3", "commit p2 into p0 [p1/p2]",
+	    "leaf-coalesce pv into p2" },
+	  "" },
+	{ "a visible layer ends a run; the run above it goes into the layer over it",
+	  { { "a", NULL, HID }, { "b", "a", HID }, { "c", "b", HID }, { "v", "c", 0 },
+	    { "d", "v", HID }, { "e", "d", HID }, { "leaf", "e", 0 } },
+	  { "commit c into a [b/c]", "coalesce e into d", "leaf-coalesce leaf into e" }, "" },
+	{ "a layer with two children is the run's top: both are re-pointed",
+	  { { "a", NULL, HID }, { "b", "a", HID }, { "c", "b", HID }, { "x", "c", 0 },
+	    { "y", "c", 0 } },
+	  { "commit c into a [b/c]" }, "" },
+	{ "a layer with two children below the top ends the run there",
+	  { { "a", NULL, HID }, { "b", "a", HID }, { "c", "b", HID }, { "x", "c", HID },
+	    { "y", "c", HID }, { "x1", "x", 0 }, { "y1", "y", 0 } },
+	  { "commit c into a [b/c]", "leaf-coalesce x1 into x", "leaf-coalesce y1 into y" }, "" },
+	{ "a base with two children is not merged into; the run starts above the fork",
+	  { { "a", NULL, HID }, { "b", "a", HID }, { "s", "a", 0 }, { "c", "b", HID },
+	    { "d", "c", HID }, { "e", "d", 0 } },
+	  { "commit d into b [c/d]", "leaf-coalesce e into d" }, "" },
+	{ "a layer in use ends the run below it and merges the layers above into itself",
+	  { { "a", NULL, HID }, { "b", "a", HID }, { "u", "b", HID | USE }, { "c", "u", HID },
+	    { "d", "c", HID }, { "e", "d", 0 } },
+	  { "coalesce b into a", "coalesce u into b" WAIT_USE, "commit d into u [c/d]",
+	    "leaf-coalesce e into d" }, "" },
+	{ "a run's first layer in use waits alone",
+	  { { "a", NULL, HID }, { "u", "a", HID | USE }, { "c", "u", HID }, { "d", "c", HID },
+	    { "e", "d", 0 } },
+	  { "coalesce u into a" WAIT_USE, "commit d into u [c/d]", "leaf-coalesce e into d" }, "" },
+	{ "the run's top in use stays out of it",
+	  { { "a", NULL, HID }, { "b", "a", HID }, { "c", "b", HID }, { "u", "c", HID | USE },
+	    { "e", "u", 0 } },
+	  { "commit c into a [b/c]", "coalesce u into c" WAIT_USE, "leaf-coalesce e into u" }, "" },
+	{ "a run over a VHD whose parent is raw goes into that VHD",
+	  { { "over", NULL, RAW | HID }, { "b", "over", HID }, { "c", "b", HID }, { "e", "c", 0 } },
+	  { "commit c into over [b/c]", "leaf-coalesce e into c" }, "" },
+	{ "a cancelled layer makes its whole run wait (resuming must find the same run)",
+	  { { "a", NULL, HID }, { "b", "a", HID }, { "c", "b", HID | DEF }, { "d", "c", HID },
+	    { "e", "d", 0 } },
+	  { "commit d into a [b/c/d]" WAIT_RESUME, "leaf-coalesce e into d" WAIT_HELD }, "" },
+	{ "a damaged leaf keeps the whole run untouched",
+	  { { "a", NULL, HID }, { "b", "a", HID }, { "c", "b", HID }, { "e", "c", BAD } },
+	  { 0 }, "e" },
+	{ "an unreadable file makes a commit wait",
+	  { { "a", NULL, HID }, { "b", "a", HID }, { "c", "b", HID }, { "e", "c", 0 },
+	    { "junk", NULL, UNREAD } },
+	  { "commit c into a [b/c]" WAIT_UNREAD, "leaf-coalesce e into c" WAIT_UNREAD }, "junk" },
 	{ "garbage before any merge, even in a shallower tree",
 	  { { "a", NULL, HID }, { "b", "a", HID }, { "c", "b", HID }, { "d", "c", 0 },
 	    { "vm", NULL, 0 }, { "snap", "vm", HID } },
-	  { "delete snap", "coalesce b into a", "coalesce c into b", "leaf-coalesce d into c" }, "" },
+	  { "delete snap", "commit c into a [b/c]", "leaf-coalesce d into c" }, "" },
 	{ "a damaged leaf: its ancestors are never touched",
 	  { { "base", NULL, HID }, { "mid", "base", HID }, { "leaf", "mid", BAD } }, { 0 }, "leaf" },
 	{ "a damaged base: its descendants are never touched",
@@ -123,9 +178,15 @@ static const struct row rows[] = {
 	{ "a cancelled operation waits for resume",
 	  { { "base", NULL, HID }, { "leaf", "base", DEF } },
 	  { "leaf-coalesce leaf into base" WAIT_RESUME }, "" },
-	{ "a cancelled coalesce waits; the deeper layers are planned behind it",
+	{ "a cancelled coalesce waits; the deeper layers wait with it, in its run",
 	  { { "a", NULL, HID }, { "b", "a", HID | DEF }, { "c", "b", HID }, { "d", "c", 0 } },
-	  { "coalesce b into a" WAIT_RESUME, "coalesce c into b", "leaf-coalesce d into c" }, "" },
+	  { "commit c into a [b/c]" WAIT_RESUME, "leaf-coalesce d into c" WAIT_HELD }, "" },
+	{ "a cancelled commit holds only the layers its journal names: its top's children go on",
+	  { { "a", NULL, HID }, { "b", "a", HID }, { "c", "b", HID | DEF }, { "x", "c", HID },
+	    { "y", "c", HID }, { "x1", "x", 0 }, { "y1", "y", 0 }, { "o", NULL, HID },
+	    { "o1", "o", 0 } },
+	  { "commit c into a [b/c]" WAIT_RESUME, "leaf-coalesce x1 into x", "leaf-coalesce y1 into y",
+	    "leaf-coalesce o1 into o" }, "" },
 	{ "garbage in use and cancelled says in use",
 	  { { "vm", NULL, 0 }, { "snap", "vm", HID | USE | DEF } }, { "delete snap" WAIT_USE }, "" },
 	{ "the raw parent is not in the SR: the leaf goes into the VHD over it",
@@ -194,8 +255,9 @@ static size_t build_sr(const struct row *r, struct vhd_sr_entry *e, struct gc_fa
 
 static void describe(const struct gc_item *it, char *out, size_t len)
 {
-	snprintf(out, len, "%s %s%s%s%s%s%s%s", gc_kind_names[it->kind], it->vhd,
-	         it->into[0] ? " into " : "", it->into, it->live ? " (live)" : "",
+	snprintf(out, len, "%s %s%s%s%s%s%s%s%s%s%s", gc_kind_names[it->kind], it->vhd,
+	         it->into[0] ? " into " : "", it->into, it->layers[0] ? " [" : "", it->layers,
+	         it->layers[0] ? "]" : "", it->live ? " (live)" : "",
 	         it->note[0] ? " (waits: " : "", it->note,
 	         it->note[0] ? ")" : "");
 }
@@ -216,7 +278,7 @@ static void check_row(const struct row *r)
 	while (want < MAX_OPS && r->want[want])
 		want++;
 	for (unsigned i = 0; i < plan.n || i < want; i++) {
-		char got[1024] = "(nothing)";
+		char got[8192] = "(nothing)";
 		if (i < plan.n)
 			describe(&plan.items[i], got, sizeof got);
 		const char *exp = i < want ? r->want[i] : "(nothing)";
