@@ -11,6 +11,9 @@
  *                        with 512-byte sectors do: a length is then MIN..MAX
  *                        plus 0-7 sectors, an offset any sector)
  *     --touch-all        first write once into every block of each layer
+ *     --hot              every layer writes the same places (new data each
+ *                        time), as daily snapshots of a disk whose hot
+ *                        regions are rewritten every day
  *     --seed N
  * Makes DIR/l0.vhd (hidden) .. DIR/lN.vhd (all hidden but the leaf) and
  * prints the bytes present in the layers above the base. */
@@ -24,12 +27,17 @@
 #define BLOCK (2u << 20)
 
 static uint64_t rng = 88172645463325252ull;
+static uint64_t next_of(uint64_t *state)
+{
+	*state ^= *state << 13;
+	*state ^= *state >> 7;
+	*state ^= *state << 17;
+	return *state;
+}
+
 static uint64_t next(void)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
+	return next_of(&rng);
 }
 
 static void fill(uint8_t *buf, size_t n)
@@ -63,6 +71,8 @@ struct shape {
 	uint64_t size, min, max, align;
 	unsigned writes;
 	int touch_all;
+	int hot;
+	uint64_t places;    /* --hot: the state the places are drawn from */
 };
 
 static int write_layer(const char *path, const struct shape *sh, uint8_t *buf)
@@ -72,17 +82,19 @@ static int write_layer(const char *path, const struct shape *sh, uint8_t *buf)
 		return die(path);
 	uint64_t size = sh->size, units = size / sh->align, blocks = size / BLOCK;
 	unsigned total = sh->writes + (sh->touch_all ? (unsigned)blocks : 0);
+	uint64_t places = sh->places;   /* the same for every layer with --hot */
+	uint64_t *where = sh->hot ? &places : &rng;
 	for (unsigned i = 0; i < total; i++) {
-		uint64_t len = sh->min + (next() % ((sh->max - sh->min) / 4096 + 1)) * 4096;
+		uint64_t len = sh->min + (next_of(where) % ((sh->max - sh->min) / 4096 + 1)) * 4096;
 		if (sh->align < 4096)   /* sector-granular: 0-7 sectors more */
-			len += (next() % (4096 / sh->align)) * sh->align;
+			len += (next_of(where) % (4096 / sh->align)) * sh->align;
 		if (len > BLOCK)
 			len = BLOCK;
 		uint64_t off;
 		if (sh->touch_all && i < blocks)
-			off = i * (uint64_t)BLOCK + (next() % (BLOCK / sh->align)) * sh->align;
+			off = i * (uint64_t)BLOCK + (next_of(where) % (BLOCK / sh->align)) * sh->align;
 		else
-			off = (next() % units) * sh->align;
+			off = (next_of(where) % units) * sh->align;
 		if (off + len > size)
 			off = size - len;
 		fill(buf, len);
@@ -114,9 +126,10 @@ int main(int argc, char **argv)
 		{ "size", 1, NULL, 's' }, { "base-data", 1, NULL, 'b' }, { "levels", 1, NULL, 'l' },
 		{ "writes", 1, NULL, 'w' }, { "min", 1, NULL, 'm' }, { "max", 1, NULL, 'M' },
 		{ "touch-all", 0, NULL, 't' }, { "seed", 1, NULL, 'S' }, { "align", 1, NULL, 'a' },
+		{ "hot", 0, NULL, 'H' },
 		{ 0 },
 	};
-	struct shape sh = { 4ull << 30, 4096, 65536, 4096, 15000, 0 };
+	struct shape sh = { 4ull << 30, 4096, 65536, 4096, 15000, 0, 0, 0 };
 	uint64_t base_data = 1ull << 30;
 	unsigned levels = 1;
 	int opt;
@@ -130,6 +143,7 @@ int main(int argc, char **argv)
 		case 'M': sh.max = size_arg(optarg); break;
 		case 'a': sh.align = size_arg(optarg); break;
 		case 't': sh.touch_all = 1; break;
+		case 'H': sh.hot = 1; break;
 		case 'S': rng ^= strtoull(optarg, NULL, 10) * 0x9E3779B97F4A7C15ull; break;
 		default: return 2;
 		}
@@ -140,6 +154,7 @@ int main(int argc, char **argv)
 	    4096 % sh.align)
 		return fprintf(stderr, "usage: mkchain [options] DIR (see the source)\n"), 2;
 	const char *dir = argv[optind];
+	sh.places = next() | 1;
 	char path[4096], parent[4096];
 	uint8_t *buf = malloc(BLOCK);
 	snprintf(path, sizeof path, "%s/l0.vhd", dir);
