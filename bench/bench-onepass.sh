@@ -23,10 +23,12 @@ bench_init onepass
 
 MKCHAIN=$B/tests/mkchain
 [ -x "$MKCHAIN" ] || die "$MKCHAIN missing (make tests-bin builds it)"
+# hot regions: writes of 1-2 MiB at the same places in every layer (a day's
+# rewrite of the same database and log files), about 10% of the disk
 if [ "$QUICK" = 1 ]; then
-	shape=(--size 256M --base-data 64M --writes 300)
+	shape=(--size 128M --base-data 32M --writes 6 --min 1M --max 2M)
 else
-	shape=(--size 2G --base-data 512M --writes 2000)
+	shape=(--size 4G --base-data 1G --writes 200 --min 1M --max 2M)
 fi
 SR=$WORK/proto
 rm -rf "$SR" && mkdir -p "$SR"
