@@ -180,6 +180,7 @@ crash-test: deps
 	@$(MAKE) -s --no-print-directory tests-bin
 	@B=$(B) CRASH_ROUNDS=$${CRASH_ROUNDS:-60} bash tests/crash-loop.sh
 	@B=$(B) CRASH_ROUNDS=$${GC_CRASH_ROUNDS:-40} bash tests/gc-crash-loop.sh
+	@B=$(B) GC_CRASH_SHAPE=onepass CRASH_ROUNDS=$${ONEPASS_CRASH_ROUNDS:-40} bash tests/gc-crash-loop.sh
 	@B=$(B) SERVE_CRASH_ROUNDS=$${SERVE_CRASH_ROUNDS:-40} bash tests/test-serve-crash.sh
 	@B=$(B) LIVE_CRASH_ROUNDS=$${LIVE_CRASH_ROUNDS:-40} bash tests/test-live-crash.sh
 

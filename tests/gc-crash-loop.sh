@@ -135,4 +135,4 @@ for r in $(seq "$rounds"); do
 	done
 	echo "ok $what"
 done
-pass "$rounds GC crash rounds (seed $seed; $real_kills real kill -9): converged, every visible VHD unchanged"
+pass "$rounds GC crash rounds ($shape SR, seed $seed; $real_kills real kill -9): converged, every visible VHD unchanged"
