@@ -28,7 +28,7 @@ MKCHAIN=$B/tests/mkchain
 if [ "$QUICK" = 1 ]; then
 	shape=(--size 128M --base-data 32M --writes 6 --min 1M --max 2M)
 else
-	shape=(--size 4G --base-data 1G --writes 200 --min 1M --max 2M)
+	shape=(--size 2G --base-data 512M --writes 100 --min 1M --max 2M)
 fi
 SR=$WORK/proto
 rm -rf "$SR" && mkdir -p "$SR"
