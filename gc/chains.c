@@ -17,7 +17,9 @@
 
 unsigned gc_item_layers(const struct gc_item *it)
 {
-	return it->kind == GC_DELETE ? 0 : 1;
+	if (it->kind == GC_DELETE)
+		return 0;
+	return it->nlayers ? it->nlayers : 1;   /* a one-pass commit: its whole run */
 }
 
 uint64_t gc_space_need(const struct gc_item *it, uint64_t min_free)
