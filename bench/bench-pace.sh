@@ -87,7 +87,7 @@ beside() {
 	dec=$(status '(j["pace"] or {}).get("decreases", 0)')
 	gc_stop
 	[ "$busy" = True ] || echo "- $name: the merge ended before fio did; the workload had the disk to itself for the rest" >> "$DIR/notes"
-	echo "$(fio_figures "$name") $(awk -v b="$((b1 - b0))" -v t0="$t0" -v t1="$t1" 'BEGIN {printf "%.1f", b / 1048576 / (t1 - t0)}') $dec" > "$DIR/$name"
+	echo "$(fio_figures "$name") $(awk -v b="$((b1 - b0))" -v t0="$t0" -v t1="$t1" 'BEGIN {printf "%.1f", b / 1048576 / (t1 - t0)}') $dec" >> "$DIR/$name.runs"
 }
 # alone NAME GC-ARGS...: the GC's merge with no workload; MiB/s to NAME
 alone() {
@@ -99,24 +99,38 @@ alone() {
 	rate=$(sed -n 's/.*end leaf-coalesce .*: ok, \([0-9]*\) bytes in \([0-9.]*\) s.*/\1 \2/p' "$DIR/gc.log" |
 		awk '{printf "%.1f", $1 / 1048576 / $2}')
 	[ -n "$rate" ] || { cat "$DIR/gc.log"; die "$name: no merge in the GC's log"; }
-	echo "$rate" > "$DIR/$name"
+	echo "$rate" >> "$DIR/$name.runs"
 }
 
 : > "$DIR/notes"
-workload alone
-alone_figures=$(fio_figures alone)
-beside unlimited
-beside auto --rate-limit auto
-alone gc-unlimited
-alone gc-auto --rate-limit auto
-read -r iops0 r0 w0 <<<"$alone_figures"
+# the cases interleaved, RUNS rounds: the machine's load drifts
+for _ in $(seq "$RUNS"); do
+	workload alone
+	fio_figures alone >> "$DIR/alone.runs"
+	beside unlimited
+	beside auto --rate-limit auto
+	alone gc-unlimited
+	alone gc-auto --rate-limit auto
+done
+# figures NAME: the median of each column of NAME.runs
+figures() {
+	local n c out=
+	n=$(head -1 "$DIR/$1.runs" | wc -w)
+	for c in $(seq "$n"); do   # (not median: its column 4 is user+sys)
+		out="$out $(awk -v c="$c" '{print $c}' "$DIR/$1.runs" | sort -g |
+			awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')"
+	done
+	echo $out
+}
+read -r iops0 r0 w0 <<<"$(figures alone)"
 
 {
 	echo "## Yielding the disk to the VMs: --rate-limit auto"
 	echo
 	echo "\`make bench BENCH=pace\` (bench/bench-pace.sh), $(machine)."
 	echo "The machine is shared with other jobs (their I/O is part of the \"foreground\"), so every"
-	echo "figure is from this run, with its own baselines; one run of each case."
+	echo "figure is from this run, with its own baselines: the median of $RUNS rounds, each running every"
+	echo "case in turn (each column's median taken on its own)."
 	echo "Workload: \`fio --rw=randrw --bs=4k --iodepth=8 --ioengine=libaio --direct=$DIRECT\` on a"
 	echo "$VM_SIZE file for ${FIO_SECS} s (the first ${RAMP} s not counted), the GC started after it on an SR on"
 	echo "the same filesystem; the GC's merge: a leaf-coalesce of $((present / 1048576)) MiB."
@@ -125,13 +139,13 @@ read -r iops0 r0 w0 <<<"$alone_figures"
 	echo "|---|---|---|---|---|---|---|"
 	echo "| alone | $iops0 | $r0 | $w0 | 1.00 | 0 | 0 |"
 	for c in unlimited auto; do
-		read -r iops r w gc dec < "$DIR/$c"
+		read -r iops r w gc dec <<<"$(figures "$c")"
 		label="beside \`vhd gc run\`"; [ "$c" = auto ] && label="beside \`vhd gc run --rate-limit auto\`"
 		awk -v l="$label" -v i="$iops" -v i0="$iops0" -v r="$r" -v w="$w" -v g="$gc" -v d="$dec" \
 			'BEGIN {printf "| %s | %d | %s | %s | %.2f | %s | %d |\n", l, i, r, w, i / i0, g, d}'
 	done
 	echo
-	u=$(cat "$DIR/gc-unlimited") a=$(cat "$DIR/gc-auto")
+	u=$(figures gc-unlimited) a=$(figures gc-auto)
 	echo "| GC merge, workload idle | MiB/s | vs unthrottled |"
 	echo "|---|---|---|"
 	echo "| \`vhd gc run --once\` | $u | 1.00 |"
