@@ -167,6 +167,21 @@ static void check_fixed(struct check *c)
 		    (unsigned long long)(v->footer_offset - v->footer.curr_size));
 }
 
+/* The footers differ in nothing but the UUID, hidden flag and checksum, as
+ * an interrupted leaf swap leaves them (lib/leaf.c), and its journal agrees. */
+static bool swap_between_footers(const struct check *c, const struct vhd_footer *backup)
+{
+	struct vhd_footer primary, b = *backup;
+	uint8_t raw[FOOTER_SIZE];
+	footer_decode(&primary, c->primary_raw);
+	memcpy(b.uuid, primary.uuid, 16);
+	b.hidden = primary.hidden;
+	b.checksum = primary.checksum;
+	footer_encode(raw, &b);
+	return !memcmp(raw, c->primary_raw, FOOTER_SIZE) &&
+	       leaf_swap_between_footers(c->v->path, &primary, backup);
+}
+
 /* The backup footer at offset 0 of a dynamic disk.  Returns true when it
  * is usable (and may stand in for a bad primary). */
 static bool check_backup(struct check *c, bool primary_usable, struct vhd_footer *backup)
@@ -187,8 +202,13 @@ static bool check_backup(struct check *c, bool primary_usable, struct vhd_footer
 		return false;
 	}
 	bool usable = footer_tests(c, backup, "backup footer", &fatal);
-	if (primary_usable && usable && !footer_copies_match(c->primary_raw, c->backup_raw))
-		say(c, PROBLEM, "primary and backup footers do not match");
+	if (primary_usable && usable && !footer_copies_match(c->primary_raw, c->backup_raw)) {
+		if (swap_between_footers(c, backup))
+			say(c, NOTE, "primary and backup footers differ only in the UUID a leaf "
+			    "swap is writing (its journal is beside it): vhd recover completes it");
+		else
+			say(c, PROBLEM, "primary and backup footers do not match");
+	}
 	return usable && !fatal && backup->type != VHD_TYPE_FIXED;
 }
 

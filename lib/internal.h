@@ -97,6 +97,9 @@ struct vhd_batmap_header {
 
 void footer_decode(struct vhd_footer *f, const uint8_t *buf);
 void footer_encode(uint8_t *buf, const struct vhd_footer *f);
+/* An interrupted leaf swap's footers (leaf.c): see there. */
+bool leaf_swap_between_footers(const char *path, const struct vhd_footer *primary,
+                               const struct vhd_footer *backup);
 uint32_t footer_checksum(const struct vhd_footer *f);
 /* Early tapdisk images (creator 0.1 and 1.1), which set the hidden flag
  * without updating the checksum, and keep it valid only in the backup. */

@@ -123,6 +123,23 @@ static int load(struct leaf_journal *j)
 	return rc ? vhd_error(EBADMSG, "%s: not a valid leaf-coalesce journal", j->path) : 0;
 }
 
+/* Is PATH's pair of footers the state a crash leaves between the two
+ * footer writes of the swap's step 3: a leaf journal for PATH, the primary
+ * footer with the leaf's UUID, the backup still with the parent's?  The
+ * disk then reads as the leaf (the primary footer rules) and vhd_leaf_recover
+ * writes the backup; vhd check says so instead of calling it damage. */
+bool leaf_swap_between_footers(const char *path, const struct vhd_footer *primary,
+                               const struct vhd_footer *backup)
+{
+	struct leaf_journal j = { 0 };
+	const char *name;
+	if (split_path(path, j.dir, sizeof j.dir, &name) || journal_name(&j, name) ||
+	    access(j.path, F_OK) || load(&j))
+		return false;
+	return !strcmp(base_name(j.leaf), name) && !memcmp(primary->uuid, j.leaf_uuid, 16) &&
+	       !memcmp(backup->uuid, j.parent_uuid, 16);
+}
+
 static int stat_leaf(const char *path, uint64_t *size, int64_t *mtime_ns)
 {
 	struct stat st;
