@@ -517,12 +517,21 @@ struct vhd_live_status {
 };
 void vhd_live_get_status(vhd_live_t *live, struct vhd_live_status *st);
 
-/* The pivot, with the leaf idle and nothing dirty (else EAGAIN, nothing
- * changed): the parent flushed, then the journaled swap.  Returns the
+/* The pivot in three calls, so that the guest waits only for the middle
+ * one.  vhd_live_pivot_prepare, with nothing dirty, before the drain: the
+ * SR lock and the swap's journal (a crash before the rename drops it and
+ * the merge resumes).  vhd_live_pivot, with the leaf idle (else EAGAIN,
+ * the prepared swap given up, nothing changed): the parent flushed (what
+ * was written since the last flush), the rename, durable.  Returns the
  * handle that now serves (the parent's, named by the leaf's path, RDWR,
  * its lock held; the caller owns it and closes the old leaf handle), or
- * NULL (nothing changed unless the error says the swap is pending). */
+ * NULL (nothing changed unless the error says the swap is pending).
+ * vhd_live_pivot_end, after the drain, requests allowed: the served
+ * handle's footers take the leaf's UUID and hidden flag, the journals go,
+ * the SR lock is released.  Each returns 0 or -1 (or as said). */
+int vhd_live_pivot_prepare(vhd_live_t *live);
 vhd_t *vhd_live_pivot(vhd_live_t *live);
+int vhd_live_pivot_end(vhd_live_t *live);
 
 /* End the merge (after a pivot, a failure, or to cancel one running): the
  * parent's handle, if still owned, is closed; the live journal removed.

@@ -42,6 +42,7 @@ struct leaf_journal {
 	int hidden;
 	uint64_t leaf_size;
 	int64_t leaf_mtime_ns;
+	int live;                   /* a live merge's: never renamed by a recovery */
 };
 
 static int split_path(const char *path, char *dir, size_t dlen, const char **name)
@@ -81,6 +82,8 @@ static int save(const struct leaf_journal *j)
 	bad |= json_put(o, "hidden", json_object_new_boolean(j->hidden));
 	bad |= json_put(o, "leaf_size", json_object_new_uint64(j->leaf_size));
 	bad |= json_put(o, "leaf_mtime_ns", json_object_new_int64(j->leaf_mtime_ns));
+	if (j->live)
+		bad |= json_put(o, "live", json_object_new_boolean(1));
 	int rc = json_save_atomic(bad ? NULL : o, j->path);
 	json_object_put(o);
 	return rc;
@@ -119,6 +122,8 @@ static int load(struct leaf_journal *j)
 		j->leaf_size = json_object_get_uint64(v);
 	if (!rc && json_object_object_get_ex(o, "leaf_mtime_ns", &v))
 		j->leaf_mtime_ns = json_object_get_int64(v);
+	if (!rc && json_object_object_get_ex(o, "live", &v))
+		j->live = json_object_get_boolean(v);
 	json_object_put(o);
 	return rc ? vhd_error(EBADMSG, "%s: not a valid leaf-coalesce journal", j->path) : 0;
 }
@@ -218,7 +223,9 @@ static int recover_swap(struct leaf_journal *j)
 	} else if (not_begun) {
 		uint64_t size;
 		int64_t mtime;
-		if (stat_leaf(j->leaf, &size, &mtime) || lock_fd(j->leaf, &lfd))
+		if (j->live)
+			vhd_debug(j->leaf, "live swap not begun: dropped, the live merge resumes");
+		else if (stat_leaf(j->leaf, &size, &mtime) || lock_fd(j->leaf, &lfd))
 			rc = -1;
 		else if (size != j->leaf_size || mtime != j->leaf_mtime_ns)
 			vhd_debug(j->leaf, "changed since the merge: swap dropped, merge again later");
@@ -268,42 +275,83 @@ static int swap_locked(struct leaf_journal *j)
 	return rc;
 }
 
-/* The swap of a live leaf-coalesce (live.c): LEAF, the served leaf (its
- * lock held by the server), is merged into PARENT, open RDWR and flushed.
- * The same journal and steps as the offline swap, with the handles already
- * open.  *RENAMED tells the caller whether the leaf's path now holds the
- * parent (then the parent serves, even when a later step failed: the
- * journal stays for vhd_leaf_recover). */
-int leaf_swap_open(struct vhd *leaf, struct vhd *parent, bool *renamed)
+/* The swap of a live leaf-coalesce (live.c), in three calls so that the
+ * guest waits only for the rename: LEAF, the served leaf (its lock held by
+ * the server), is merged into PARENT, open RDWR.
+ * leaf_swap_begin, before the drain: the SR lock, the journal (marked
+ * live: until the rename a recovery drops it, and the live merge, whose
+ * own journal is still there, resumes: the parent may still lack writes
+ * the guest makes until the drain).  leaf_swap_rename, under the drain:
+ * the rename, durable; *RENAMED tells the caller whether the leaf's path
+ * now holds the parent (then the parent serves).  leaf_swap_end, after
+ * it: the footers get the leaf's identity (under the metadata lock: the
+ * guest's writes may allocate blocks meanwhile), the journal goes, the SR
+ * lock is released; a step that fails leaves the journal for
+ * vhd_leaf_recover. */
+struct leaf_swap {
+	struct leaf_journal j;
+	int sr;
+	bool renamed;
+};
+
+struct leaf_swap *leaf_swap_begin(struct vhd *leaf, struct vhd *parent)
 {
-	struct leaf_journal j = { 0 };
+	struct leaf_swap *s = calloc(1, sizeof *s);
 	const char *name = NULL;
-	*renamed = false;
-	if (split_path(leaf->path, j.dir, sizeof j.dir, &name) || journal_name(&j, name))
-		return -1;
-	if ((size_t)snprintf(j.leaf, sizeof j.leaf, "%s/%s", j.dir, name) >= sizeof j.leaf ||
-	    !realpath(parent->path, j.parent))
-		return vhd_error(ENAMETOOLONG, "%s: path too long or gone", leaf->path);
-	memcpy(j.leaf_uuid, leaf->footer.uuid, 16);
-	memcpy(j.parent_uuid, parent->footer.uuid, 16);
-	j.hidden = leaf->footer.hidden;
-	int sr = vhd_sr_lock(j.dir, 1);
-	if (sr < 0)
-		return -1;
-	int rc = -1;
-	if (!is_child_of(leaf, j.parent_uuid))
-		vhd_error(EBUSY, "%s: no longer a child of %s", j.leaf, j.parent);
-	else if (!stat_leaf(j.leaf, &j.leaf_size, &j.leaf_mtime_ns) && !save(&j)) {
-		if (rename(j.parent, j.leaf)) {
-			vhd_error(errno, "%s -> %s: rename: %s", j.parent, j.leaf, strerror(errno));
-			unlink(j.path);
-		} else {
-			*renamed = true;
-			rc = fsync_parent_dir(j.leaf) || take_identity(&j, parent) ||
-			     (unlink(j.path) && errno != ENOENT) || fsync_parent_dir(j.path) ? -1 : 0;
-		}
+	if (!s)
+		return vhd_error(ENOMEM, "out of memory"), NULL;
+	struct leaf_journal *j = &s->j;
+	j->live = 1;
+	if (split_path(leaf->path, j->dir, sizeof j->dir, &name) || journal_name(j, name))
+		goto fail;
+	if ((size_t)snprintf(j->leaf, sizeof j->leaf, "%s/%s", j->dir, name) >= sizeof j->leaf ||
+	    !realpath(parent->path, j->parent)) {
+		vhd_error(ENAMETOOLONG, "%s: path too long or gone", leaf->path);
+		goto fail;
 	}
-	vhd_sr_unlock(sr);
+	memcpy(j->leaf_uuid, leaf->footer.uuid, 16);
+	memcpy(j->parent_uuid, parent->footer.uuid, 16);
+	j->hidden = leaf->footer.hidden;
+	if ((s->sr = vhd_sr_lock(j->dir, 1)) < 0)
+		goto fail;
+	if (!is_child_of(leaf, j->parent_uuid))
+		vhd_error(EBUSY, "%s: no longer a child of %s", j->leaf, j->parent);
+	else if (!stat_leaf(j->leaf, &j->leaf_size, &j->leaf_mtime_ns) && !save(j))
+		return s;
+	vhd_sr_unlock(s->sr);
+fail:
+	free(s);
+	return NULL;
+}
+
+int leaf_swap_rename(struct leaf_swap *s, bool *renamed)
+{
+	if (rename(s->j.parent, s->j.leaf))
+		return *renamed = false,
+		       vhd_error(errno, "%s -> %s: rename: %s", s->j.parent, s->j.leaf, strerror(errno));
+	*renamed = s->renamed = true;
+	return fsync_parent_dir(s->j.leaf);
+}
+
+int leaf_swap_end(struct leaf_swap *s, struct vhd *now)
+{
+	if (!s)
+		return 0;
+	int rc = 0;
+	if (s->renamed) {
+		pthread_mutex_lock(&now->meta_lock);
+		memcpy(now->footer.uuid, s->j.leaf_uuid, 16);
+		now->footer.hidden = (uint8_t)(s->j.hidden ? 1 : 0);
+		rc = vhd_write_footers(now);
+		pthread_mutex_unlock(&now->meta_lock);
+		rc = rc || vhd_flush(now);
+	}
+	/* not renamed: the swap is given up, its journal goes */
+	if (!rc)
+		rc = (unlink(s->j.path) && errno != ENOENT) ? vhd_error(errno, "%s: %s", s->j.path, strerror(errno))
+		                                            : fsync_parent_dir(s->j.path);
+	vhd_sr_unlock(s->sr);
+	free(s);
 	return rc;
 }
 

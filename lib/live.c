@@ -42,6 +42,8 @@
 struct vhd_live {
 	struct vhd *leaf;
 	struct vhd *parent;          /* owned until the pivot hands it over */
+	struct leaf_swap *swap;      /* from vhd_live_pivot_prepare to _end */
+	struct vhd *pivoted;         /* the handle vhd_live_pivot returned */
 	char journal[PATH_MAX];
 	pthread_rwlock_t copy_lock;  /* guest writes: shared; a step: exclusive */
 	uint64_t *dirty;             /* one bit per chunk (atomic ORs by writers) */
@@ -403,35 +405,74 @@ static int remove_journal(const char *path)
 	return fsync_parent_dir(path);
 }
 
+VHD_EXPORT int vhd_live_pivot_prepare(vhd_live_t *l)
+{
+	if (!l->parent)
+		return vhd_error(EINVAL, "%s: live coalesce: pivot done already", l->leaf->path);
+	if (l->swap)
+		return 0;
+	l->swap = leaf_swap_begin(l->leaf, l->parent);
+	return l->swap ? 0 : vhd_error_prefix("live coalesce: pivot");
+}
+
+/* A pivot that cannot be done now: its swap journal goes. */
+static vhd_t *pivot_not_now(struct vhd_live *l)
+{
+	int e = vhd_get_errno();
+	char why[512];
+	snprintf(why, sizeof why, "%s", vhd_get_error());
+	if (leaf_swap_end(l->swap, NULL))
+		vhd_debug(l->leaf->path, "%s", vhd_get_error());
+	l->swap = NULL;
+	return vhd_error(e, "%s", why), NULL;
+}
+
 VHD_EXPORT vhd_t *vhd_live_pivot(vhd_live_t *l)
 {
-	if (__atomic_load_n(&l->dirty_count, __ATOMIC_RELAXED))
-		return vhd_error(EAGAIN, "%s: live coalesce: chunks still dirty", l->leaf->path), NULL;
-	if (__atomic_load_n(&l->parent_failed, __ATOMIC_ACQUIRE))
-		return vhd_error(EIO, "%s", l->parent_error), NULL;
 	if (!l->parent)
 		return vhd_error(EINVAL, "%s: live coalesce: pivot done already", l->leaf->path), NULL;
+	if (!l->swap)
+		return vhd_error(EINVAL, "%s: live coalesce: pivot not prepared", l->leaf->path), NULL;
+	if (__atomic_load_n(&l->dirty_count, __ATOMIC_RELAXED))
+		return vhd_error(EAGAIN, "%s: live coalesce: chunks still dirty", l->leaf->path),
+		       pivot_not_now(l);
+	if (__atomic_load_n(&l->parent_failed, __ATOMIC_ACQUIRE))
+		return vhd_error(EIO, "%s", l->parent_error), pivot_not_now(l);
 	bool renamed = false;
 	char *name = xstrdup(l->leaf->path);
-	/* the parent's data durable before it takes the leaf's name; the leaf's
-	 * need not be: until the rename it is what a crash leaves, flushed or
-	 * not as the guest asked */
-	if (!name || vhd_flush(l->parent) || leaf_swap_open(l->leaf, l->parent, &renamed)) {
+	/* the parent's data durable before it takes the leaf's name (most of
+	 * it synced before the drain); the leaf's need not be: until the
+	 * rename it is what a crash leaves, flushed or not as the guest asked */
+	if (!name || vhd_flush(l->parent) || leaf_swap_rename(l->swap, &renamed)) {
 		if (!renamed) {
 			free(name);
-			return vhd_error_prefix("live coalesce: pivot"), NULL;
+			vhd_error_prefix("live coalesce: pivot");
+			return pivot_not_now(l);
 		}
 		/* the leaf's path holds the parent now: it must serve; the swap's
 		 * journal stays for vhd_leaf_recover to finish */
-		vhd_debug(name, "live coalesce: swap left pending: %s", vhd_get_error());
+		vhd_debug(name, "live coalesce: rename not known durable: %s", vhd_get_error());
 	}
 	struct vhd *v = l->parent;
 	free(v->path);
 	v->path = name;
 	l->parent = NULL;
-	if (remove_journal(l->journal))
-		vhd_debug(name, "%s", vhd_get_error());
-	return v;
+	return l->pivoted = v;
+}
+
+/* After the drain: the rest of the swap (the footers, the journals).  A
+ * crash before it ends is finished by vhd_leaf_recover and
+ * vhd_live_recover; the chain is valid meanwhile. */
+VHD_EXPORT int vhd_live_pivot_end(vhd_live_t *l)
+{
+	if (!l->pivoted)
+		return 0;
+	int rc = leaf_swap_end(l->swap, l->pivoted);
+	l->swap = NULL;
+	l->pivoted = NULL;
+	if (rc)
+		return vhd_error_prefix("live coalesce: after the pivot");
+	return remove_journal(l->journal);
 }
 
 VHD_EXPORT int vhd_live_end(vhd_live_t *l)
@@ -439,6 +480,10 @@ VHD_EXPORT int vhd_live_end(vhd_live_t *l)
 	if (!l)
 		return 0;
 	int rc = 0;
+	if (l->pivoted && vhd_live_pivot_end(l))
+		rc = -1;
+	if (l->swap && leaf_swap_end(l->swap, NULL))
+		rc = -1;
 	if (l->parent && vhd_close(l->parent))
 		rc = -1;
 	if (l->journal[0] && remove_journal(l->journal))

@@ -135,6 +135,9 @@ char **paths_in_dir(const char *dir, bool (*want)(const char *name));
 void free_paths(char **paths);
 
 /* leaf.c: the swap of a live leaf-coalesce, with the handles open. */
-int leaf_swap_open(struct vhd *leaf, struct vhd *parent, bool *renamed);
+struct leaf_swap;
+struct leaf_swap *leaf_swap_begin(struct vhd *leaf, struct vhd *parent);
+int leaf_swap_rename(struct leaf_swap *s, bool *renamed);
+int leaf_swap_end(struct leaf_swap *s, struct vhd *now);
 
 #endif

@@ -133,6 +133,10 @@ static bool pivot(void)
 	/* most of the syncing before the drain: the one under it is short */
 	if (vhd_live_flush(L.live))
 		nbdkit_debug("live coalesce: flush before the pivot: %s", vhd_get_error());
+	if (vhd_live_pivot_prepare(L.live)) {
+		set_phase(FAILED, vhd_get_error());
+		return true;
+	}
 	uint64_t t0 = stats_now_ns();
 	uint64_t id = gate_drain();
 	__atomic_store_n(&L.pivot_drain, id, __ATOMIC_RELEASE);
@@ -150,6 +154,8 @@ static bool pivot(void)
 	gate_set_live(NULL);
 	gate_open();
 	L.pivot_ns = stats_now_ns() - t0;
+	if (vhd_live_pivot_end(L.live))
+		nbdkit_debug("live coalesce: after the pivot (left for the recovery): %s", vhd_get_error());
 	if (vhd_close(old))
 		nbdkit_debug("live coalesce: closing the merged leaf: %s", vhd_get_error());
 	set_phase(DONE, NULL);
