@@ -12,7 +12,8 @@
  * At every moment the leaf's path holds a VHD with the leaf's content.  The
  * recovery looks at the files to see how far it got: the leaf still a child
  * of the parent (not renamed: rename, unless the leaf changed since the
- * journal, then drop it: the merge is redone later), the parent's UUID at
+ * journal or the journal is a live merge's, then drop it: the merge is
+ * redone later), the parent's UUID at
  * the leaf's path (renamed: footers), the leaf's UUID there (footers again:
  * the crash may have fallen between the primary's write and the backup's). */
 #include <errno.h>
